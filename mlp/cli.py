@@ -1,0 +1,185 @@
+"""The `mlp` command line: each command parses its options, calls one library function and renders the result.
+
+Errors are handled in one place, `main()`: an MlpError becomes `Error: <message>` on stderr and its exit code;
+anything else is a bug, reported in one line unless `--debug` asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EXIT_ERROR, MlpError
+
+DEBUG_FLAG = "--debug"
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(["table", "md", "json", "csv"]), default="table", show_default=True,
+    help="Output format.",
+)
+
+
+def _echo_err(text: str) -> None:
+    click.echo(text, err=True, color=False if os.environ.get("NO_COLOR") else None)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="mlp")
+@click.option(DEBUG_FLAG, is_flag=True, expose_value=False, help="Show the full traceback when something fails.")
+def cli() -> None:
+    """mlp: a tabular dataset to a reproducible, versioned ML pipeline on git and DVC.
+
+    \b
+    Example:
+      mlp init churn-demo && cd churn-demo && mlp repro
+    """
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path), default=".")
+@click.option("--sample", default="churn", show_default=True, help="Bundled sample to start from.")
+@click.option("--rows", type=int, default=10_000, show_default=True, help="Rows of sample data to generate.")
+@click.option("--force", is_flag=True, help="Scaffold into a folder that already has files (never overwrites them).")
+def init(path: Path, sample: str, rows: int, force: bool) -> None:
+    """Scaffold a project: git, DVC, stages, params, schema, sample data and a first commit.
+
+    \b
+    Example:
+      mlp init churn-demo --rows 50000
+    """
+    from .scaffold import init as scaffold
+
+    result = scaffold(path, sample=sample, rows=rows, force=force)
+    for note in result.notes:
+        _echo_err(f"Note: {note}")
+    click.echo(f"Created {result.root} ({result.rows} rows in {result.data}, commit {result.commit}).")
+    click.echo(f"Next: cd {click.format_filename(str(path))} && mlp repro")
+
+
+@cli.command()
+@click.argument("stages", nargs=-1)
+@click.option("-f", "--force", is_flag=True, help="Run the stages even if nothing changed.")
+@click.option("--dry", is_flag=True, help="Say what would run and why, without running anything.")
+@click.option("-S", "--set-param", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Set a value in params.yaml before running (repeatable).")
+@click.option("-v", "--verbose", is_flag=True, help="Show each stage's own output as it runs.")
+def repro(stages: tuple[str, ...], force: bool, dry: bool, overrides: tuple[str, ...], verbose: bool) -> None:
+    """Run what changed (all stages, or STAGES and what they depend on), saying per stage why and how long.
+
+    \b
+    Examples:
+      mlp repro
+      mlp repro -S train.max_depth=4 -S train.n_estimators=500
+      mlp repro train --dry
+    """
+    from . import render
+    from .project import find_project
+    from .repro import repro as run
+
+    def started(name: str, changes: list) -> None:
+        if sys.stderr.isatty() and not verbose:
+            _echo_err(f"running   {name} ...")
+
+    result = run(find_project(), list(stages) or None, force=force, dry=dry, overrides=list(overrides),
+                 capture=not verbose, on_start=started, on_done=lambda r: click.echo(render.stage_run(r)))
+    if result.dry:
+        click.echo(render.dry_run(result.planned))
+    else:
+        click.echo(render.repro_summary(result.runs, result.params))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """What is out of date and why (changed params with old and new values, files, commands).
+
+    \b
+    Example:
+      mlp status --json
+    """
+    from . import render
+    from .project import find_project
+    from .repro import status as pipeline_status
+
+    result = pipeline_status(find_project())
+    click.echo(render.to_json(result) if as_json else render.status_text(result))
+
+
+@cli.command()
+@click.option("--mermaid", is_flag=True, help="A Mermaid flowchart (renders in GitHub markdown).")
+def dag(mermaid: bool) -> None:
+    """The pipeline's stages in run order and how they connect.
+
+    \b
+    Example:
+      mlp dag --mermaid
+    """
+    from . import dvc_adapter, render
+    from .project import find_project
+
+    nodes = dvc_adapter.pipeline(find_project())
+    click.echo(render.dag_mermaid(nodes) if mermaid else render.dag_text(nodes))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--rows", type=int, default=None, help="Rows to write (default: the sample's own size).")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed: the same arguments give the same bytes.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="File to write: .csv, .parquet or .jsonl.")
+def sample(name: str, rows: int | None, seed: int, output: Path) -> None:
+    """Write a bundled sample dataset (churn scales to millions of rows).
+
+    \b
+    Examples:
+      mlp sample churn --rows 1000000 -o churn.csv
+      mlp sample iris -o iris.parquet
+    """
+    from .samples import write_sample
+
+    info = write_sample(name, output, rows=rows, seed=seed)
+    _echo_err(f"Wrote {output} ({info.name}: {info.task}, target '{info.target}').")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and turn every failure into one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in args or os.environ.get("MLP_DEBUG") == "1"
+    # --debug is accepted anywhere on the line, so a failing command can be rerun with it appended.
+    args = [a for a in args if a != DEBUG_FLAG]
+    try:
+        cli.main(args=args, prog_name="mlp", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_ERROR
+    except click.exceptions.Abort:
+        _echo_err("Error: aborted.")
+        return 130
+    except KeyboardInterrupt:
+        _echo_err("Error: interrupted; nothing half-written is kept, run the command again to finish.")
+        return 130
+    except MlpError as exc:
+        if debug:
+            traceback.print_exc()
+        if exc.details:
+            _echo_err(exc.details)
+        _echo_err(f"Error: {exc.message}")
+        return exc.exit_code
+    except Exception as exc:  # a bug in mlp, or something it did not anticipate
+        if debug:
+            traceback.print_exc()
+        _echo_err(f"Error: unexpected {type(exc).__name__}: {exc}. Rerun with --debug for the traceback, "
+                  "and report it if it looks like a bug in mlp.")
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

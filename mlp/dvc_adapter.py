@@ -1,0 +1,334 @@
+"""The one place that calls DVC. Everything else in mlp talks to DVC through these functions.
+
+DVC's Python API is used in-process (not the `dvc` command) so that a no-op `mlp repro` costs what a no-op
+`dvc repro` costs, and so that each stage can be timed and its reasons read from DVC's own status.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DvcError, StageFailedError, UsageError
+from .project import Project
+
+
+@dataclass(frozen=True)
+class Change:
+    """One reason a stage is out of date."""
+
+    kind: str  # param | dep | out | cmd | always | upstream | forced
+    target: str  # the param key, the path, or the upstream stage
+    state: str = "modified"  # modified | new | deleted | not in cache | will run
+    old: Any = None
+    new: Any = None
+
+
+@dataclass
+class StageStatus:
+    name: str
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.changes)
+
+
+@dataclass
+class StageRun:
+    """What `mlp repro` did with one stage."""
+
+    name: str
+    outcome: str  # ran | restored (from DVC's run cache) | skipped | failed
+    changes: list[Change]
+    seconds: float
+    log: Path | None = None
+
+
+@dataclass(frozen=True)
+class StageNode:
+    name: str
+    cmd: str
+    upstream: tuple[str, ...]
+
+
+class _Records(logging.Handler):
+    """Collects DVC's log records instead of letting them reach the terminal."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.messages.append(record.getMessage())
+        except Exception:  # a malformed record must never break a run
+            pass
+
+
+@contextmanager
+def _repo(project: Project) -> Iterator[tuple[Any, _Records]]:
+    """Open the DVC repository with DVC's logging captured, translating DVC's errors into ours."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    dvc_logger = logging.getLogger("dvc")
+    records = _Records()
+    saved = (dvc_logger.level, dvc_logger.propagate)
+    dvc_logger.addHandler(records)
+    dvc_logger.setLevel(logging.INFO)
+    dvc_logger.propagate = False
+    try:
+        with Repo(str(project.root)) as repo:
+            yield repo, records
+    except DvcException as exc:
+        raise DvcError(_dvc_message(exc)) from exc
+    finally:
+        dvc_logger.removeHandler(records)
+        dvc_logger.setLevel(saved[0])
+        dvc_logger.propagate = saved[1]
+
+
+def _dvc_message(exc: BaseException) -> str:
+    text = str(exc).strip().rstrip(".") or type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip():
+        text = f"{text}: {str(cause).strip().rstrip('.')}"
+    if "Unable to acquire lock" in text:
+        return "another DVC or mlp command is running in this project; wait for it to finish and run again."
+    return f"DVC: {text}. See `dvc doctor` and the DVC docs, or rerun with --debug."
+
+
+def _graph(repo: Any) -> Any:
+    from dvc.repo.reproduce import get_active_graph
+
+    return get_active_graph(repo.index.graph)
+
+
+def _plan(repo: Any, targets: list[str] | None) -> list[Any]:
+    """The stages to consider, upstream first: all of them, or the targets and what they depend on."""
+    from dvc.repo.reproduce import plan_repro
+
+    graph = _graph(repo)
+    by_name = {stage.addressing: stage for stage in repo.index.stages}
+    chosen = None
+    if targets:
+        unknown = [t for t in targets if t not in by_name]
+        if unknown:
+            raise UsageError(
+                f"no stage named {', '.join(repr(u) for u in unknown)} in dvc.yaml; stages are: {', '.join(by_name)}."
+            )
+        chosen = [by_name[t] for t in targets]
+    return plan_repro(graph, chosen)
+
+
+def check_stages(project: Project, names: list[str]) -> None:
+    """Raise a UsageError naming the stages that dvc.yaml does not define."""
+    with _repo(project) as (repo, _):
+        _plan(repo, names)
+
+
+def pipeline(project: Project) -> list[StageNode]:
+    """Every stage in run order (upstream first), with the stages it depends on."""
+    with _repo(project) as (repo, _):
+        graph = _graph(repo)
+        return [
+            StageNode(s.addressing, s.cmd or "", tuple(sorted(u.addressing for u in graph.successors(s))))
+            for s in _plan(repo, None)
+        ]
+
+
+def _changes(stage: Any) -> list[Change]:
+    """DVC's status of one stage, as a list of Changes with old and new param values."""
+    from dvc.dependency.param import ParamsDependency
+
+    old_params: dict[str, Any] = {}
+    new_params: dict[str, Any] = {}
+    for dep in stage.deps:
+        if isinstance(dep, ParamsDependency):
+            old_params.update(dep.hash_info.value or {} if dep.hash_info else {})
+            try:
+                new_params.update(dep.read_params())
+            except Exception:  # a missing params file shows up as a changed dep anyway
+                pass
+    changes: list[Change] = []
+    for entry in stage.status().get(stage.addressing, []):
+        if entry == "changed command":
+            changes.append(Change("cmd", stage.cmd or ""))
+        elif entry == "always changed":
+            changes.append(Change("always", stage.addressing))
+        elif isinstance(entry, str):  # "changed checksum": dvc.yaml's entry differs from dvc.lock
+            changes.append(Change("cmd", stage.cmd or "", entry))
+        for path, state in entry.get("changed deps", {}).items() if isinstance(entry, dict) else ():
+            if isinstance(state, dict):  # a params file: {key: modified|new|deleted}
+                for key, key_state in state.items():
+                    changes.append(Change("param", key, key_state, old_params.get(key), new_params.get(key)))
+            else:
+                changes.append(Change("dep", path, state))
+        for path, state in entry.get("changed outs", {}).items() if isinstance(entry, dict) else ():
+            changes.append(Change("out", path, state))
+    return changes
+
+
+def status(project: Project, targets: list[str] | None = None) -> list[StageStatus]:
+    """What is out of date and why, for each stage in run order.
+
+    A stage whose own inputs are unchanged is still stale when a stage it depends on is, because that one will
+    rerun first; DVC's own status only sees the first of such a chain.
+    """
+    with _repo(project) as (repo, _), repo.lock:
+        graph = _graph(repo)
+        result: list[StageStatus] = []
+        stale: set[str] = set()
+        for stage in _plan(repo, targets):
+            changes = _changes(stage)
+            changes += [
+                Change("upstream", u.addressing, "will run")
+                for u in sorted(graph.successors(stage), key=lambda s: s.addressing)
+                if u.addressing in stale
+            ]
+            if changes:
+                stale.add(stage.addressing)
+            result.append(StageStatus(stage.addressing, changes))
+        return result
+
+
+@contextmanager
+def _output_to(log: Path | None) -> Iterator[None]:
+    """Send this process's (and so the stage command's) stdout and stderr to `log`; None leaves them alone."""
+    if log is None:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "wb") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _tail(log: Path | None, lines: int = 15) -> str:
+    if log is None or not log.is_file():
+        return ""
+    text = log.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
+    return "\n".join(text[-lines:])
+
+
+@contextmanager
+def _python_on_path() -> Iterator[None]:
+    """Stage commands say `python ...`: make that the interpreter mlp runs in, where pandas & co. are installed."""
+    saved = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), saved])
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = saved
+
+
+def reproduce(
+    project: Project,
+    targets: list[str] | None = None,
+    force: bool = False,
+    capture: bool = True,
+    on_start: Callable[[str, list[Change]], None] | None = None,
+    on_done: Callable[[StageRun], None] | None = None,
+) -> list[StageRun]:
+    """Run what changed (everything with `force`), one stage at a time in run order.
+
+    Each stage's reasons are read just before it runs, so a stage rerun because its upstream output changed
+    says so. With `capture`, a stage's output goes to a log file whose last lines are shown if it fails.
+    """
+    from dvc.exceptions import ReproductionError
+    from dvc.repo.reproduce import _reproduce_stage
+
+    runs: list[StageRun] = []
+
+    def run_one(stage: Any, **kwargs: Any) -> Any:
+        name = stage.addressing
+        changes = [Change("forced", name)] if kwargs.get("force") else _changes(stage)
+        if not changes:
+            runs.append(StageRun(name, "skipped", [], 0.0))
+            if on_done:
+                on_done(runs[-1])
+            return None
+        if on_start:
+            on_start(name, changes)
+        log = project.log_dir / f"{name}.log" if capture else None
+        first_record = len(records.messages)
+        started = time.perf_counter()
+        try:
+            with _output_to(log):
+                result = _reproduce_stage(stage, **kwargs)
+        except Exception as exc:
+            seconds = time.perf_counter() - started
+            runs.append(StageRun(name, "failed", changes, seconds, log))
+            if on_done:
+                on_done(runs[-1])
+            raise _stage_failure(name, stage.cmd or "", exc, log) from exc
+        seconds = time.perf_counter() - started
+        restored = any("is cached - skipping run" in m for m in records.messages[first_record:])
+        runs.append(StageRun(name, "restored" if restored else "ran" if result else "skipped", changes, seconds, log))
+        if on_done:
+            on_done(runs[-1])
+        return result
+
+    with _python_on_path(), _repo(project) as (repo, records):
+        _plan(repo, targets)  # refuses unknown stage names before anything runs
+        try:
+            repo.reproduce(targets or None, force=force, repro_fn=run_one)
+        except ReproductionError as exc:
+            if isinstance(exc.__cause__, StageFailedError):
+                raise exc.__cause__ from None
+            raise
+    return runs
+
+
+def _stage_failure(name: str, cmd: str, exc: BaseException, log: Path | None) -> StageFailedError:
+    code = re.search(r"exited with (-?\d+)", str(exc))
+    if code is None:
+        return StageFailedError(name, f"stage '{name}' failed: {_dvc_message(exc)}", _tail(log))
+    where = f" (full output in {log})" if log else ""
+    return StageFailedError(
+        name,
+        f"stage '{name}' failed with exit code {code.group(1)} running `{cmd}`{where}; "
+        "fix the script or its inputs and run `mlp repro` again.",
+        _tail(log),
+    )
+
+
+def init(root: Path) -> None:
+    """`dvc init` in `root` (a git repository), with analytics off for this repository."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        repo = Repo.init(str(root))
+        with repo.config.edit() as conf:
+            conf["core"]["analytics"] = False
+        repo.close()
+    except DvcException as exc:
+        raise DvcError(_dvc_message(exc)) from exc
+
+
+def add(project: Project, path: str) -> None:
+    """`dvc add path`: track a data file with DVC (git then tracks the small `.dvc` pointer file)."""
+    with _repo(project) as (repo, _):
+        repo.add(path)

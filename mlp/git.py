@@ -1,0 +1,44 @@
+"""The few git operations scaffolding needs, through the `git` command."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from .errors import MlpError
+
+# Used only when the user has no git identity yet, so that `mlp init` can still make its first commit.
+FALLBACK_IDENTITY = ["-c", "user.name=mlp", "-c", "user.email=mlp@localhost"]
+
+
+def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    if shutil.which("git") is None:
+        raise MlpError("git is not installed or not on PATH; install git and run again.")
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise MlpError(f"git {args[0]} failed in {cwd}: {detail[-1] if detail else 'exit ' + str(result.returncode)}")
+    return result
+
+
+def toplevel(path: Path) -> Path | None:
+    """The root of the git repository containing `path`, or None outside any repository."""
+    result = _git(path, "rev-parse", "--show-toplevel", check=False)
+    return Path(result.stdout.strip()).resolve() if result.returncode == 0 else None
+
+
+def init(path: Path) -> None:
+    _git(path, "init", "-q")
+
+
+def has_identity(path: Path) -> bool:
+    return bool(_git(path, "config", "user.email", check=False).stdout.strip())
+
+
+def commit(path: Path, files: list[str], message: str) -> str:
+    """Commit exactly `files` (nothing else the user had staged) and return the new commit's short sha."""
+    _git(path, "add", "--", *files)
+    identity = [] if has_identity(path) else FALLBACK_IDENTITY
+    _git(path, *identity, "commit", "-q", "-m", message, "--", *files)
+    return _git(path, "rev-parse", "--short", "HEAD").stdout.strip()

@@ -1,0 +1,170 @@
+"""Reading params.yaml and changing it from the command line (`-S key=value`) without losing comments or order."""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ProjectError, UsageError
+
+
+@dataclass(frozen=True)
+class ParamChange:
+    key: str
+    old: Any
+    new: Any
+
+
+def _yaml(typ: str = "rt"):
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ=typ)
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap a user's long lines
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _load(path: Path, typ: str) -> Any:
+    from ruamel.yaml import YAMLError
+
+    if not path.is_file():
+        raise ProjectError(f"{path.name} not found in {path.parent}; create it or run `mlp init` to scaffold one.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = _yaml(typ).load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ProjectError(f"{path.name} is not valid YAML{where}: {problem}. Fix the file and run again.") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProjectError(f"{path.name} must be a mapping of sections (ingest:, train:, ...), not a {type(data).__name__}.")
+    return data
+
+
+def load_params(path: Path) -> dict:
+    """params.yaml as plain dicts and lists; a one-line ProjectError when it is missing or not valid YAML."""
+    return _load(path, "safe")
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """{'train': {'max_depth': 6}} -> {'train.max_depth': 6}; lists stay whole values."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'train.max_depth=4' -> ('train.max_depth', 4). The value is read as YAML: 4, 0.1, true, null, [a, b], text."""
+    from ruamel.yaml import YAMLError
+
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UsageError(f"-S '{text}' is not KEY=VALUE; write it like -S train.max_depth=4.")
+    if not raw.strip():
+        raise UsageError(f"-S '{text}' has no value; write it like -S {key}=4 (use null for an empty value).")
+    try:
+        value = _yaml("safe").load(raw)
+    except YAMLError as exc:
+        raise UsageError(f"-S '{text}': the value is not valid YAML; quote text and write lists like [a, b].") from exc
+    return key, value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    """A value as it would be written in params.yaml."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _check_type(key: str, old: Any, new: Any) -> None:
+    """Refuse a value whose type cannot be what the stage expects (a number where a number was)."""
+    if old is None or new is None:
+        return
+    if isinstance(old, dict):
+        keys = ", ".join(f"{key}.{k}" for k in old)
+        raise UsageError(f"-S {key}: '{key}' is a section, not a value; set one of its keys: {keys}.")
+    expected = None
+    if isinstance(old, bool) and not isinstance(new, bool):
+        expected = "true or false"
+    elif _is_number(old) and not _is_number(new):
+        expected = "a number"
+    elif isinstance(old, list) and not isinstance(new, list):
+        expected = "a list like [a, b]"
+    if expected:
+        raise UsageError(f"-S {key}={_show(new)}: {key} takes {expected} (it is {_show(old)} now).")
+
+
+def _lookup(data: dict, key: str) -> Any:
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(key)
+        node = node[part]
+    return node
+
+
+def _unknown_key(key: str, flat: dict[str, Any]) -> UsageError:
+    close = difflib.get_close_matches(key, list(flat), n=1)
+    hint = f"did you mean {close[0]}?" if close else f"keys are: {', '.join(list(flat)[:12])}{' ...' if len(flat) > 12 else ''}"
+    return UsageError(f"-S {key}: no such parameter in params.yaml; {hint}")
+
+
+def set_params(path: Path, overrides: list[str]) -> list[ParamChange]:
+    """Apply `-S key=value` overrides to params.yaml, keeping its comments and order.
+
+    Every override is checked before anything is written, so a bad one leaves the file untouched.
+    """
+    parsed = [parse_override(text) for text in overrides]
+    data = _load(path, "rt")
+    flat = flatten(load_params(path))
+    changes: list[ParamChange] = []
+    for key, new in parsed:
+        try:
+            old = _lookup(data, key)
+        except KeyError:
+            raise _unknown_key(key, flat) from None
+        _check_type(key, old, new)
+        changes.append(ParamChange(key, flat.get(key, old), new))
+    if all(c.old == c.new for c in changes):
+        return changes
+    for key, new in parsed:
+        *parents, leaf = key.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        node[leaf] = new
+    buffer = io.StringIO()
+    _yaml("rt").dump(data, buffer)
+    write_text_atomic(path, buffer.getvalue())
+    return changes
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: a crash never leaves half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

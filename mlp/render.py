@@ -1,0 +1,143 @@
+"""Turning results into text: the one place that knows every `--format` (table, md, json, csv) and the
+human-readable lines of `repro`, `status` and `dag`. Pure functions; nothing here prints."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+FORMATS = ("table", "md", "json", "csv")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def rows(records: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str = "table") -> str:
+    """Records as a table (tabulate), a markdown table, JSON (a list of objects) or CSV."""
+    if fmt == "json":
+        return json.dumps([{c: r.get(c) for c in columns} for r in records], indent=2, default=str)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for r in records:
+            writer.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+        return out.getvalue().rstrip("\n")
+    from tabulate import tabulate
+
+    body = [[_cell(r.get(c)) for c in columns] for r in records]
+    return tabulate(body, headers=list(columns), tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
+
+
+def to_json(value: Any) -> str:
+    """Dataclasses (and lists of them) as indented JSON."""
+
+    def plain(v: Any) -> Any:
+        if is_dataclass(v) and not isinstance(v, type):
+            return {k: plain(x) for k, x in asdict(v).items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return str(v) if hasattr(v, "__fspath__") else v
+
+    return json.dumps(plain(value), indent=2, default=str)
+
+
+def change(c: Any) -> str:
+    """One reason a stage is out of date, as a short phrase."""
+    if c.kind == "param":
+        if c.state == "modified":
+            return f"param {c.target} {_cell(c.old)} → {_cell(c.new)}"
+        return f"param {c.target} {c.state}"
+    if c.kind == "dep":
+        return f"{c.target} {c.state}"
+    if c.kind == "out":
+        return f"output {c.target} {c.state}"
+    if c.kind == "cmd":
+        return "command changed" if c.state == "modified" else f"stage definition changed ({c.state})"
+    if c.kind == "upstream":
+        return f"upstream {c.target} {c.state}"
+    if c.kind == "forced":
+        return "forced (-f)"
+    return "always runs" if c.kind == "always" else f"{c.kind} {c.target}"
+
+
+def reasons(changes: Sequence[Any], limit: int = 4) -> str:
+    phrases = [change(c) for c in changes]
+    more = len(phrases) - limit
+    return "; ".join(phrases[:limit]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{seconds % 60:04.1f}s"
+
+
+def stage_run(run: Any, width: int = 10) -> str:
+    """One line per stage of `mlp repro`: outcome, stage, time, why."""
+    if run.outcome == "skipped":
+        return f"{'skipped':<9} {run.name:<{width}} {'':>7}  up to date"
+    label = {"restored": "restored", "failed": "FAILED"}.get(run.outcome, "ran")
+    why = reasons(run.changes)
+    if run.outcome == "restored":
+        why += " (outputs restored from DVC's run cache)"
+    return f"{label:<9} {run.name:<{width}} {_duration(run.seconds):>7}  {why}"
+
+
+def repro_summary(runs: Sequence[Any], param_changes: Sequence[Any]) -> str:
+    ran = [r.name for r in runs if r.outcome in ("ran", "restored")]
+    total = sum(r.seconds for r in runs)
+    head = "".join(f"set {p.key}: {_cell(p.old)} → {_cell(p.new)}\n" for p in param_changes if p.old != p.new)
+    if not ran:
+        return head + "Pipeline is up to date: nothing to run."
+    return head + f"{len(ran)} of {len(runs)} stages ran in {_duration(total)}."
+
+
+def status_text(statuses: Sequence[Any]) -> str:
+    width = max((len(s.name) for s in statuses), default=5)
+    lines = [
+        f"{'stale' if s.stale else 'ok':<6} {s.name:<{width}}  {reasons(s.changes, limit=6) if s.stale else 'up to date'}"
+        for s in statuses
+    ]
+    stale = sum(1 for s in statuses if s.stale)
+    lines.append(
+        f"{stale} of {len(statuses)} stages out of date; run `mlp repro`." if stale else "Pipeline is up to date."
+    )
+    return "\n".join(lines)
+
+
+def dry_run(statuses: Sequence[Any]) -> str:
+    width = max((len(s.name) for s in statuses), default=5)
+    lines = [
+        f"{'would run' if s.stale else 'skip':<9} {s.name:<{width}}  {reasons(s.changes) if s.stale else 'up to date'}"
+        for s in statuses
+    ]
+    return "\n".join(lines)
+
+
+def dag_text(nodes: Sequence[Any]) -> str:
+    """The pipeline in run order, each stage with the stages it reads from."""
+    width = max((len(n.name) for n in nodes), default=5)
+    return "\n".join(
+        f"{n.name:<{width}}  ← {', '.join(n.upstream)}" if n.upstream else n.name for n in nodes
+    )
+
+
+def dag_mermaid(nodes: Sequence[Any]) -> str:
+    lines = ["flowchart TD"]
+    lines += [f"  {node.name}" for node in nodes if not node.upstream]
+    lines += [f"  {up} --> {node.name}" for node in nodes for up in node.upstream]
+    return "\n".join(lines)

@@ -1,0 +1,60 @@
+"""Running the pipeline (`mlp repro`) and asking what is out of date (`mlp status`, `mlp repro --dry`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import dvc_adapter
+from .dvc_adapter import Change, StageRun, StageStatus
+from .params import ParamChange, load_params, set_params, write_text_atomic
+from .project import Project
+
+
+@dataclass
+class ReproResult:
+    runs: list[StageRun] = field(default_factory=list)
+    params: list[ParamChange] = field(default_factory=list)
+    # Filled instead of `runs` by a dry run: what would run and why.
+    planned: list[StageStatus] = field(default_factory=list)
+    dry: bool = False
+
+
+def repro(
+    project: Project,
+    stages: list[str] | None = None,
+    force: bool = False,
+    dry: bool = False,
+    overrides: list[str] | None = None,
+    capture: bool = True,
+    on_start: Callable[[str, list[Change]], None] | None = None,
+    on_done: Callable[[StageRun], None] | None = None,
+) -> ReproResult:
+    """Apply `-S` overrides to params.yaml, then run what changed.
+
+    Everything that can be checked is checked before any file is touched: params.yaml parses, every override
+    names an existing key with a value of the right type, and every stage name exists.
+    A dry run reports what would run; with overrides it puts params.yaml back as it was afterwards.
+    """
+    load_params(project.params_path)  # a broken params.yaml is a one-line error here, not a DVC traceback
+    if stages:
+        dvc_adapter.check_stages(project, stages)
+    original = project.params_path.read_text(encoding="utf-8") if overrides else None
+    changes = set_params(project.params_path, overrides) if overrides else []
+    if dry:
+        try:
+            planned = dvc_adapter.status(project, stages)
+            if force:
+                planned = [StageStatus(s.name, [Change("forced", s.name)]) for s in planned]
+            return ReproResult(params=changes, planned=planned, dry=True)
+        finally:
+            if original is not None:
+                write_text_atomic(project.params_path, original)
+    runs = dvc_adapter.reproduce(project, stages, force=force, capture=capture, on_start=on_start, on_done=on_done)
+    return ReproResult(runs=runs, params=changes)
+
+
+def status(project: Project) -> list[StageStatus]:
+    """Each stage in run order with the reasons it is out of date (none when up to date)."""
+    load_params(project.params_path)
+    return dvc_adapter.status(project)
