@@ -91,6 +91,8 @@ def repro(stages: tuple[str, ...], force: bool, dry: bool, overrides: tuple[str,
         click.echo(render.dry_run(result.planned))
     else:
         click.echo(render.repro_summary(result.runs, result.params))
+    if result.metrics:
+        click.echo("\n" + render.metrics_table(result.metrics))
 
 
 @cli.command()

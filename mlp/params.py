@@ -27,6 +27,10 @@ def _yaml(typ: str = "rt"):
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a user's long lines
     yaml.indent(mapping=2, sequence=4, offset=2)
+    # Write null as `null`, not as an empty value that reads like a mistake.
+    yaml.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
     return yaml
 
 

@@ -106,6 +106,17 @@ def repro_summary(runs: Sequence[Any], param_changes: Sequence[Any]) -> str:
     return head + f"{len(ran)} of {len(runs)} stages ran in {_duration(total)}."
 
 
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """The headline test-set metrics beside the naive baseline's, so the lift is visible."""
+    baseline = metrics.get("baseline") if isinstance(metrics.get("baseline"), dict) else {}
+    records = [
+        {"metric": k, "value": v, "baseline": baseline.get(k)}
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
+    return rows(records, ["metric", "value", "baseline"])
+
+
 def status_text(statuses: Sequence[Any]) -> str:
     width = max((len(s.name) for s in statuses), default=5)
     lines = [

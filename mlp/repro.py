@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import dvc_adapter
 from .dvc_adapter import Change, StageRun, StageStatus
 from .params import ParamChange, load_params, set_params, write_text_atomic
-from .project import Project
+from .project import METRICS_FILE, Project
 
 
 @dataclass
@@ -18,6 +19,8 @@ class ReproResult:
     # Filled instead of `runs` by a dry run: what would run and why.
     planned: list[StageStatus] = field(default_factory=list)
     dry: bool = False
+    # The test-set metrics after a run that changed them (reports/metrics.json), else None.
+    metrics: dict | None = None
 
 
 def repro(
@@ -51,7 +54,11 @@ def repro(
             if original is not None:
                 write_text_atomic(project.params_path, original)
     runs = dvc_adapter.reproduce(project, stages, force=force, capture=capture, on_start=on_start, on_done=on_done)
-    return ReproResult(runs=runs, params=changes)
+    metrics_path = project.root / METRICS_FILE
+    metrics = None
+    if any(r.outcome != "skipped" for r in runs) and metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    return ReproResult(runs=runs, params=changes, metrics=metrics)
 
 
 def status(project: Project) -> list[StageStatus]:

@@ -1,0 +1,100 @@
+"""Shared fixtures: real git and real DVC in temporary folders, and the `mlp` command run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# The test environment: no DVC analytics, a git identity, no colour, nothing from the user's git config.
+os.environ.update(
+    {
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+        "NO_COLOR": "1",
+    }
+)
+
+BIN = Path(sys.executable).parent
+SMALL_ROWS = 3000  # enough for every stage to have real work, small enough to keep the suite fast
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def run(cmd: list[str], cwd: Path, check: bool = False, timeout: float = 600) -> Result:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+    result = Result(proc.returncode, proc.stdout, proc.stderr)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return result
+
+
+def mlp(cwd: Path, *args: str, check: bool = False) -> Result:
+    return run([str(BIN / "mlp"), *args], cwd, check=check)
+
+
+def dvc(cwd: Path, *args: str, check: bool = True) -> Result:
+    return run([str(BIN / "dvc"), *args], cwd, check=check)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return run(["git", *args], cwd, check=True).out
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file of a workspace (outside .git and DVC's tmp/cache), to prove a failed command changed nothing."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and not rel.startswith((".git/", ".dvc/tmp/", ".dvc/cache/")):
+            files[rel] = path.read_bytes()
+    return files
+
+
+@pytest.fixture(scope="session")
+def fresh_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project straight from `mlp init`, before any run (copied, never used directly)."""
+    root = tmp_path_factory.mktemp("template") / "proj"
+    mlp(root.parent, "init", str(root), "--rows", str(SMALL_ROWS), check=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def built_template(fresh_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project after one full `mlp repro`, committed (copied, never used directly)."""
+    root = tmp_path_factory.mktemp("built") / "proj"
+    shutil.copytree(fresh_template, root, symlinks=True)
+    mlp(root, "repro", check=True)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "first run")
+    return root
+
+
+def _copy(template: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    shutil.copytree(template, root, symlinks=True)
+    return root
+
+
+@pytest.fixture
+def fresh_project(fresh_template: Path, tmp_path: Path) -> Path:
+    return _copy(fresh_template, tmp_path)
+
+
+@pytest.fixture
+def project(built_template: Path, tmp_path: Path) -> Path:
+    return _copy(built_template, tmp_path)
