@@ -80,21 +80,23 @@ def _repo(project: Project) -> Iterator[tuple[Any, _Records]]:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    dvc_logger = logging.getLogger("dvc")
+    # DVC installs its own console handlers when imported; swap them for a collector while mlp works.
+    loggers = [logging.getLogger(name) for name in ("dvc", "dvc_objects", "dvc_data")]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
     records = _Records()
-    saved = (dvc_logger.level, dvc_logger.propagate)
-    dvc_logger.addHandler(records)
-    dvc_logger.setLevel(logging.INFO)
-    dvc_logger.propagate = False
+    for lg in loggers:
+        lg.handlers = [records]
+        lg.propagate = False
+    loggers[0].setLevel(logging.INFO)
     try:
         with Repo(str(project.root)) as repo:
             yield repo, records
     except DvcException as exc:
         raise DvcError(_dvc_message(exc)) from exc
     finally:
-        dvc_logger.removeHandler(records)
-        dvc_logger.setLevel(saved[0])
-        dvc_logger.propagate = saved[1]
+        for lg, (handlers, level, propagate) in zip(loggers, saved):
+            lg.handlers, lg.propagate = handlers, propagate
+            lg.setLevel(level)
 
 
 def _dvc_message(exc: BaseException) -> str:

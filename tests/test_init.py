@@ -1,0 +1,93 @@
+"""`mlp init`: scaffolding with real git and DVC, refusals, and nothing left behind on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from conftest import git, mlp, snapshot
+
+
+def test_init_scaffolds_a_committed_dvc_project(fresh_template: Path) -> None:
+    root = fresh_template
+    for name in ("params.yaml", "dvc.yaml", "schema.yaml", "README.md", ".gitignore", "stages/train.py",
+                 "stages/common.py", "data/raw/churn.csv.dvc", ".dvc/config"):
+        assert (root / name).is_file(), name
+    tracked = git(root, "ls-files").split()
+    assert "data/raw/churn.csv.dvc" in tracked and "params.yaml" in tracked and "stages/train.py" in tracked
+    assert "data/raw/churn.csv" not in tracked  # the data itself is DVC's, never git's
+    assert git(root, "status", "--porcelain").strip() == ""  # everything is in the first commit
+    assert "mlp init" in git(root, "log", "--format=%s")
+    assert "analytics = false" in (root / ".dvc/config").read_text()
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    assert list(stages) == ["ingest", "validate", "prepare", "split", "featurize", "train", "evaluate"]
+
+
+def test_the_repositorys_own_pipeline_is_what_init_produces(fresh_template: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    for name in ("dvc.yaml", "params.yaml", "schema.yaml"):
+        assert (fresh_template / name).read_text() == (repo / name).read_text(), name
+    for script in (repo / "stages").glob("*.py"):
+        assert (fresh_template / "stages" / script.name).read_bytes() == script.read_bytes()
+
+
+def test_init_refuses_a_folder_with_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    result = mlp(tmp_path, "init", ".")
+    assert result.code == 2
+    assert result.err.startswith("Error: ") and "--force" in result.err and len(result.err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_init_force_keeps_the_users_files(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("mine: true\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    result = mlp(tmp_path, "init", ".", "--force", "--rows", "200")
+    assert result.code == 0, result.err
+    assert (tmp_path / "params.yaml").read_text() == "mine: true\n"
+    assert "kept your existing params.yaml" in result.err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "stages/train.py").is_file()
+
+
+def test_init_into_a_new_nested_folder_and_an_existing_empty_one(tmp_path: Path) -> None:
+    assert mlp(tmp_path, "init", "a/b/c", "--rows", "200").code == 0
+    assert (tmp_path / "a/b/c/.git").is_dir()
+    (tmp_path / "empty").mkdir()
+    assert mlp(tmp_path / "empty", "init", "--rows", "200").code == 0
+    assert (tmp_path / "empty/dvc.yaml").is_file()
+
+
+def test_bad_init_input_leaves_nothing(tmp_path: Path) -> None:
+    cases = [
+        (["init", "p", "--sample", "nosuch"], "--sample nosuch"),
+        (["init", "p", "--rows", "0"], "--rows 0"),
+    ]
+    for args, message in cases:
+        result = mlp(tmp_path, *args)
+        assert result.code == 2 and message in result.err, result.err
+        assert not (tmp_path / "p").exists()
+    (tmp_path / "file").write_text("x")
+    result = mlp(tmp_path, "init", "file")
+    assert result.code == 2 and "is a file" in result.err
+
+
+def test_init_refuses_an_existing_project_and_a_subfolder_of_a_repository(fresh_project: Path) -> None:
+    before = snapshot(fresh_project)
+    result = mlp(fresh_project, "init", ".", "--force")
+    assert result.code == 2 and "already a DVC project" in result.err
+    result = mlp(fresh_project, "init", "sub")
+    assert result.code == 2 and "inside the git repository" in result.err
+    assert snapshot(fresh_project) == before
+
+
+def test_init_without_a_git_identity_still_commits(tmp_path: Path, monkeypatch) -> None:
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.gitconfig
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    result = mlp(tmp_path, "init", "p", "--rows", "200")
+    assert result.code == 0, result.err
+    assert "authored as 'mlp'" in result.err
+    assert git(tmp_path / "p", "log", "--format=%an").strip() == "mlp"
