@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
+
 CHUNK_ROWS = 100_000
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
 
@@ -59,23 +61,23 @@ def write_sample(name: str, path: str | os.PathLike, rows: int | None = None, se
 
     `rows` None means the sample's default size (all rows for the scikit-learn samples). The file is written to
     a temporary sibling and renamed into place, so an interrupted write never leaves a partial file at `path`.
-    Raises ValueError for an unknown name, an unsupported extension or an invalid number of rows.
+    Raises UsageError for an unknown name, an unsupported extension or an invalid number of rows.
     """
     if name not in SAMPLES:
-        raise ValueError(f"unknown sample {name!r}; samples are: {', '.join(SAMPLES)}")
+        raise UsageError(f"unknown sample {name!r}; samples are: {', '.join(SAMPLES)}")
     info = SAMPLES[name]
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"cannot write {path.name!r}: use a file name ending in {', '.join(FORMATS)}")
+        raise UsageError(f"cannot write {path.name!r}: use a file name ending in {', '.join(FORMATS)}")
     if rows is not None:
         if isinstance(rows, bool) or not isinstance(rows, numbers.Integral) or rows < 1:
-            raise ValueError(f"rows must be a whole number of at least 1, got {rows!r}")
+            raise UsageError(f"rows must be a whole number of at least 1, got {rows!r}")
         rows = int(rows)
         if not info.scalable and rows > info.default_rows:
-            raise ValueError(f"sample {name!r} has {info.default_rows} rows; ask for at most {info.default_rows}")
+            raise UsageError(f"sample {name!r} has {info.default_rows} rows; ask for at most {info.default_rows}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a whole number of at least 0, got {seed!r}")
+        raise UsageError(f"seed must be a whole number of at least 0, got {seed!r}")
     n = info.default_rows if rows is None else rows
     tables = _churn_tables(n, int(seed)) if name == "churn" else iter([_sklearn_table(info, n, int(seed))])
 

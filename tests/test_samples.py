@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlp import samples
+from mlp.errors import UsageError
 from mlp.samples import SAMPLES, SampleInfo, write_sample
 
 CHURN_COLUMNS = [
@@ -179,7 +180,7 @@ def test_jsonl_lines_are_json_with_nulls(tmp_path):
 
 
 def test_bad_extension_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"\.csv, \.parquet, \.jsonl") as error:
+    with pytest.raises(UsageError, match=r"\.csv, \.parquet, \.jsonl") as error:
         write_sample("churn", tmp_path / "new" / "out.xlsx", rows=10)
     assert "\n" not in str(error.value)
     assert not (tmp_path / "new").exists()
@@ -191,14 +192,14 @@ def test_extension_case_does_not_matter(tmp_path):
 
 
 def test_unknown_sample_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown sample 'nope'; samples are: churn, iris, wine"):
+    with pytest.raises(UsageError, match=r"unknown sample 'nope'; samples are: churn, iris, wine"):
         write_sample("nope", tmp_path / "x.csv")
     assert not (tmp_path / "x.csv").exists()
 
 
 @pytest.mark.parametrize("rows", [0, -5, 2.5, True])
 def test_bad_row_counts_are_refused(tmp_path, rows):
-    with pytest.raises(ValueError, match="rows must be"):
+    with pytest.raises(UsageError, match="rows must be"):
         write_sample("churn", tmp_path / "x.csv", rows=rows)
     assert not (tmp_path / "x.csv").exists()
 
@@ -312,7 +313,7 @@ def test_sklearn_samples(tmp_path, name, task, target, n_rows, n_columns, labels
     if labels is not None:
         assert some[target].nunique() > 1  # shuffled, not the first rows in the dataset's class order
 
-    with pytest.raises(ValueError, match=f"has {n_rows} rows"):
+    with pytest.raises(UsageError, match=f"has {n_rows} rows"):
         write_sample(name, tmp_path / "too_many.csv", rows=n_rows + 1)
     assert not (tmp_path / "too_many.csv").exists()
 
