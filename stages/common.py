@@ -1,0 +1,124 @@
+"""Small helpers shared by the stage scripts.
+
+- load_params(section) / load_schema(): read params.yaml and schema.yaml from the project root.
+- write_parquet / write_json / write_csv: write an output atomically. The data goes to a temporary
+  name next to the target and is then renamed over it, so a stage that is killed half-way never
+  leaves a half-written output in place (the rename is atomic on one filesystem).
+- copy_file(src, path): the same for a plain copy.
+- replace_dir(path): the same for an output directory (used for the model bundle).
+
+DVC runs every stage from the project root, so the paths here are relative to it.
+"""
+import contextlib
+import json
+import os
+import shutil
+
+import yaml
+
+PARAMS_FILE = "params.yaml"
+SCHEMA_FILE = "schema.yaml"
+_TMP = ".tmp-"  # marker in the names of temporary files and directories
+
+
+def load_params(section):
+    """The `section` part of params.yaml as a dict (empty if absent)."""
+    with open(PARAMS_FILE, encoding="utf-8") as f:
+        params = yaml.safe_load(f) or {}
+    return params.get(section) or {}
+
+
+def load_schema():
+    """schema.yaml as a dict: target, task and columns."""
+    with open(SCHEMA_FILE, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def feature_columns(schema):
+    """Columns that feed the model: role feature (the default), not the target, no identifiers."""
+    target = schema.get("target")
+    return [name for name, spec in (schema.get("columns") or {}).items()
+            if name != target and (spec or {}).get("role", "feature") == "feature"
+            and (spec or {}).get("kind") != "identifier"]
+
+
+def _temp_path(path):
+    """A hidden sibling of `path`: same directory, so the final rename stays on one filesystem."""
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # Leftovers of earlier killed runs would otherwise pile up next to the output.
+    for old in os.listdir(folder):
+        if old.startswith(f".{name}{_TMP}"):
+            old = os.path.join(folder, old)
+            shutil.rmtree(old) if os.path.isdir(old) else os.remove(old)
+    return os.path.join(folder, f".{name}{_TMP}{os.getpid()}")
+
+
+@contextlib.contextmanager
+def _atomic(path):
+    """Yield a temporary file name; on success rename it to `path`, on error remove it."""
+    tmp = _temp_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def write_parquet(data, path):
+    """Write a pandas DataFrame or a pyarrow Table to parquet (no pandas index)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not isinstance(data, pa.Table):
+        data = pa.Table.from_pandas(data, preserve_index=False)
+    with _atomic(path) as tmp:
+        pq.write_table(data, tmp)
+
+
+def write_json(obj, path):
+    """Write JSON with sorted keys and a final newline, so the file is stable and diffs are small."""
+    with _atomic(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=True, allow_nan=False)
+            f.write("\n")
+
+
+def copy_file(src, path):
+    """Copy a file to `path` (atomically, like the writers above)."""
+    with _atomic(path) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def write_csv(df, path, float_format="%.6g"):
+    """Write a DataFrame to CSV without its index; floats to 6 significant digits (stable files)."""
+    with _atomic(path) as tmp:
+        df.to_csv(tmp, index=False, float_format=float_format, lineterminator="\n")
+
+
+@contextlib.contextmanager
+def replace_dir(path):
+    """Build a directory in a temporary sibling, then swap it in place of `path`.
+
+        with replace_dir("models") as tmp:
+            write_json(meta, os.path.join(tmp, "meta.json"))
+
+    If the block fails, `path` is left as it was and the temporary directory is removed.
+    """
+    tmp = _temp_path(path)
+    os.makedirs(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # A directory cannot be renamed over a non-empty one: move the old one aside first.
+    old = None
+    if os.path.lexists(path):
+        old = tmp + "-old"
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old:
+        shutil.rmtree(old) if os.path.isdir(old) else os.remove(old)

@@ -1,0 +1,380 @@
+"""Features and the model bundle: the code shared by training and prediction.
+
+Featurizer turns raw rows (the columns of schema.yaml) into a table of float32 features:
+- numeric / integer columns: outliers clipped to training quantiles, missing values imputed
+  (median, mean, zero or none: xgboost and random forests handle missing values themselves);
+- datetime columns: parts such as year, month, dayofweek, hour (imputed like numerics);
+- boolean columns: 0 / 1;
+- categorical (and text) columns: one-hot for the `max_categories` most frequent training values,
+  one `<col>=__other__` column for rarer or unseen values and one `<col>=__missing__` column;
+- identifiers, excluded columns and the target are dropped.
+Everything learned from data (quantiles, fill values, categories) is fitted on the TRAINING rows
+only, saved as plain JSON, and applied unchanged to test rows and to new rows at prediction time.
+
+The bundle (the `models/` directory) holds meta.json, featurizer.json, the model file and a copy
+of this file, so it is self-contained: `load_bundle("models").predict(raw_rows)` gives predictions
+for raw rows, exactly as evaluate computed them (no train/serve skew).
+Model files: XGBoost's own JSON format (no code in it); scikit-learn models are pickled with joblib,
+so their sha256 is recorded in meta.json and checked before anything is unpickled.
+
+This file must stay standalone (it is copied into the bundle alone): it imports no other stage file.
+"""
+import hashlib
+import json
+import os
+import platform
+import shutil
+
+import numpy as np
+import pandas as pd
+
+FORMAT_VERSION = 1
+DATETIME_PARTS = ("year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour", "minute")
+IMPUTE = ("median", "mean", "zero", "none")
+OTHER, MISSING = "__other__", "__missing__"
+_BOOL_WORDS = {"true": 1.0, "false": 0.0, "t": 1.0, "f": 0.0, "yes": 1.0, "no": 0.0,
+               "y": 1.0, "n": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Column conversions (the same code runs at fit and at transform time)
+
+def _as_float(s):
+    """A column as float64 numpy values; anything that is not a number becomes NaN."""
+    if not pd.api.types.is_numeric_dtype(s):  # e.g. text in a CSV given to `mlp predict`
+        s = pd.to_numeric(s, errors="coerce")
+    return s.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _as_bool(s):
+    """A boolean column as 1.0 / 0.0 / NaN; also accepts true/false, yes/no and 1/0 as text."""
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    words = s.astype("string").str.strip().str.lower().map(_BOOL_WORDS)
+    return words.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _as_datetime(s):
+    """A column as naive datetimes (timezone-aware values are converted to UTC first)."""
+    if not pd.api.types.is_datetime64_any_dtype(s):
+        s = pd.to_datetime(s, errors="coerce")
+    if getattr(s.dt, "tz", None) is not None:
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return s
+
+
+def _datetime_part(dt, part):
+    return getattr(dt.dt, part).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _as_text(s):
+    """A categorical column as strings; whole floats print as integers (2.0 -> "2") so that a
+    column read with missing values (float) matches the same column read without (int)."""
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("string")
+    if pd.api.types.is_float_dtype(s):
+        x = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.all(np.isnan(x) | (x == np.round(x))):
+            return s.astype("Int64").astype("string")
+    if pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s):
+        return s
+    return s.astype("string")
+
+
+def _fill_value(x, how):
+    """The value that replaces missing ones, learned from training values `x` (NaN = missing)."""
+    if how == "none":
+        return None
+    if how == "zero" or np.isnan(x).all():
+        return 0.0
+    return float(np.nanmedian(x) if how == "median" else np.nanmean(x))
+
+
+def _safe_name(name):
+    # XGBoost rejects feature names containing [ ] or <.
+    return str(name).replace("[", "(").replace("]", ")").replace("<", "lt")
+
+
+# ---------------------------------------------------------------------------------------------
+
+class Featurizer:
+    """Raw columns -> float32 features. Build with Featurizer.fit(train_df, schema, params)."""
+
+    def __init__(self, steps, params=None):
+        self.steps = steps          # one dict per input column: what was learned for it
+        self.params = params or {}  # the featurize params it was fitted with (for the record)
+        self.feature_names = self._names()
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    @classmethod
+    def fit(cls, df, schema, params):
+        """Learn fill values, clip bounds and categories from the training rows `df`."""
+        impute = params.get("impute", "median")
+        if impute not in IMPUTE:
+            raise ValueError(f"featurize.impute is {impute!r}; use one of {', '.join(IMPUTE)}")
+        parts = list(params.get("datetime_parts") or [])
+        bad = [p for p in parts if p not in DATETIME_PARTS]
+        if bad:
+            raise ValueError(f"featurize.datetime_parts has {bad}; use some of {', '.join(DATETIME_PARTS)}")
+        clip = params.get("clip_quantiles")
+        max_categories = int(params.get("max_categories", 20))
+        target = schema.get("target")
+
+        steps = []
+        for name, spec in (schema.get("columns") or {}).items():
+            spec = spec or {}
+            kind = spec.get("kind", "numeric")
+            if name == target or spec.get("role", "feature") != "feature" or kind == "identifier":
+                continue
+            if name not in df.columns:
+                raise ValueError(f"column {name!r} of schema.yaml is not in the training data")
+            s = df[name]
+            if kind in ("numeric", "integer"):
+                x = _as_float(s)
+                step = {"column": name, "kind": kind, "clip": None}
+                if clip and not np.isnan(x).all():
+                    lo, hi = np.nanquantile(x, [float(clip[0]), float(clip[1])])
+                    step["clip"] = [float(lo), float(hi)]
+                    x = np.clip(x, lo, hi)
+                step["fill"] = _fill_value(x, impute)
+            elif kind == "boolean":
+                step = {"column": name, "kind": kind, "fill": _fill_value(_as_bool(s), impute)}
+            elif kind == "datetime":
+                dt = _as_datetime(s)
+                step = {"column": name, "kind": kind,
+                        "parts": [{"part": p, "fill": _fill_value(_datetime_part(dt, p), impute)} for p in parts]}
+            elif kind in ("categorical", "text"):
+                counts = _as_text(s).value_counts(dropna=True)  # most frequent first
+                if len(counts) > max_categories:
+                    # Keep the top N; ties at the cut are broken by value, so the choice is stable.
+                    counts = counts[counts >= counts.iloc[max_categories - 1]] if max_categories else counts[:0]
+                top = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:max_categories]
+                step = {"column": name, "kind": kind, "categories": sorted(str(v) for v, _ in top)}
+            else:
+                raise ValueError(f"column {name!r} has kind {kind!r} in schema.yaml; use numeric, integer, "
+                                 "categorical, boolean, datetime, text or identifier")
+            steps.append(step)
+        return cls(steps, params)
+
+    # -- applying -----------------------------------------------------------------------------
+
+    def _names(self):
+        names = []
+        for step in self.steps:
+            col = step["column"]
+            if "parts" in step:
+                names += [f"{col}_{p['part']}" for p in step["parts"]]
+            elif "categories" in step:
+                names += [f"{col}={c}" for c in step["categories"]] + [f"{col}={OTHER}", f"{col}={MISSING}"]
+            else:
+                names.append(col)
+        names = [_safe_name(n) for n in names]
+        seen = set()
+        for i, n in enumerate(names):  # a category called "__other__" must not clash
+            while names[i] in seen:
+                names[i] += "_"
+            seen.add(names[i])
+        return names
+
+    @property
+    def input_columns(self):
+        """The raw columns this featurizer reads, with their schema kinds."""
+        return {step["column"]: step["kind"] for step in self.steps}
+
+    def transform(self, df):
+        """Raw rows -> DataFrame of float32 features (columns in self.feature_names order).
+        A column absent from `df` is treated as all missing; unseen categories go to __other__."""
+        n = len(df)
+        # Column-major, so that each feature is written in one contiguous pass.
+        out = np.empty((n, len(self.feature_names)), dtype=np.float32, order="F")
+        j = 0
+        for step in self.steps:
+            col = step["column"]
+            s = df[col] if col in df.columns else pd.Series(np.nan, index=df.index, dtype="float64")
+            kind = step["kind"]
+            if "parts" in step:
+                dt = _as_datetime(s)
+                for p in step["parts"]:
+                    out[:, j] = _datetime_part(dt, p["part"])
+                    if p["fill"] is not None:
+                        _fill(out[:, j], p["fill"])
+                    j += 1
+            elif "categories" in step:
+                cats = step["categories"]
+                k = len(cats)
+                text = _as_text(s)
+                missing = text.isna().to_numpy()
+                codes = pd.Categorical(text, categories=cats).codes  # -1: missing or not a known category
+                block = out[:, j:j + k + 2]
+                block[:] = 0
+                rows = np.flatnonzero(codes >= 0)
+                block[rows, codes[rows]] = 1
+                block[:, k] = (codes < 0) & ~missing  # __other__
+                block[:, k + 1] = missing              # __missing__
+                j += k + 2
+            else:
+                x = _as_bool(s) if kind == "boolean" else _as_float(s)
+                if step.get("clip"):
+                    np.clip(x, step["clip"][0], step["clip"][1], out=out[:, j])
+                else:
+                    out[:, j] = x
+                if step["fill"] is not None:
+                    _fill(out[:, j], step["fill"])
+                j += 1
+        return pd.DataFrame(out, columns=self.feature_names, copy=False)
+
+    # -- saving -------------------------------------------------------------------------------
+
+    def to_dict(self):
+        return {"format_version": FORMAT_VERSION, "params": self.params,
+                "steps": self.steps, "feature_names": self.feature_names}
+
+    @classmethod
+    def from_dict(cls, d):
+        if d.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(f"featurizer format {d.get('format_version')} is newer than this code "
+                             f"understands ({FORMAT_VERSION}); update stages/features.py")
+        fz = cls(d["steps"], d.get("params"))
+        if d.get("feature_names") and d["feature_names"] != fz.feature_names:
+            raise ValueError("featurizer.json feature names do not match its steps")
+        return fz
+
+
+def _fill(col, value):
+    col[np.isnan(col)] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# The model bundle
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_bundle(folder, featurizer, model, kind, task, target, classes=None):
+    """Write the bundle files into `folder` (train.py passes a temporary directory and renames it).
+
+    kind: "xgboost" (an XGBClassifier / XGBRegressor) or a scikit-learn model ("random_forest",
+    "logistic", "linear"). classes: the original labels, in the order of the encoded 0..k-1.
+    """
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__}
+    if kind == "xgboost":
+        import xgboost
+
+        model_file = "model.json"
+        model.save_model(os.path.join(folder, model_file))  # XGBoost's JSON format: data, no code
+        versions["xgboost"] = xgboost.__version__
+    else:
+        import joblib
+        import sklearn
+
+        model_file = "model.joblib"
+        joblib.dump(model, os.path.join(folder, model_file))
+        versions["scikit-learn"] = sklearn.__version__
+    with open(os.path.join(folder, "featurizer.json"), "w", encoding="utf-8") as f:
+        json.dump(featurizer.to_dict(), f, indent=2, sort_keys=True)
+    shutil.copyfile(os.path.abspath(__file__), os.path.join(folder, "features.py"))
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "task": task,
+        "target": target,
+        "classes": classes,
+        "model": kind,
+        "model_file": model_file,
+        "sha256": sha256(os.path.join(folder, model_file)),
+        "feature_names": featurizer.feature_names,
+        "input_columns": featurizer.input_columns,
+        "versions": versions,
+    }
+    with open(os.path.join(folder, "meta.json"), "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return meta
+
+
+class Bundle:
+    """Featurizer + model: raw rows in, predictions out."""
+
+    def __init__(self, meta, featurizer, model):
+        self.meta = meta
+        self.featurizer = featurizer
+        self.model = model
+        self.task = meta["task"]
+        self.target = meta["target"]
+        self.classes = meta.get("classes") if self.task == "classification" else None
+        self.kind = meta["model"]
+        self.input_kinds = dict(meta["input_columns"])
+        self.input_columns = list(self.input_kinds)
+        self.feature_names = list(meta["feature_names"])
+
+    def transform(self, raw_df):
+        return self.featurizer.transform(raw_df)
+
+    def predict_proba(self, raw_df):
+        """Class probabilities, shape (rows, classes), columns in the order of self.classes."""
+        if self.task != "classification":
+            raise ValueError("predict_proba is for classification models; this one is a regression")
+        X = self.transform(raw_df)
+        if self.kind == "xgboost":
+            p = self.model.inplace_predict(X).astype(np.float64)
+            p = np.column_stack([1 - p, p]) if p.ndim == 1 else p  # binary: P(classes[1]) only
+        else:
+            p = self.model.predict_proba(X).astype(np.float64)
+        return p / p.sum(axis=1, keepdims=True)  # rows sum to 1 in float64, not just in float32
+
+    def predict(self, raw_df):
+        """Predicted labels (classification: the original labels) or numbers (regression)."""
+        if self.task == "classification":
+            # argmax of the probabilities: the same numbers as predict_proba, for every model kind
+            return np.asarray(self.classes)[self.predict_proba(raw_df).argmax(axis=1)]
+        X = self.transform(raw_df)
+        if self.kind == "xgboost":
+            return self.model.inplace_predict(X).astype(np.float64)
+        return self.model.predict(X).astype(np.float64)
+
+    def feature_importance(self):
+        """{feature: importance}: xgboost total gain, random forest impurity decrease, linear |coef|
+        (on standardized features, so they are comparable; mean over classes for multi-class)."""
+        if self.kind == "xgboost":
+            gain = self.model.get_score(importance_type="total_gain")
+            values = [gain.get(name, 0.0) for name in self.feature_names]
+        elif self.kind == "random_forest":
+            values = self.model.feature_importances_
+        else:
+            coef = np.abs(np.atleast_2d(self.model[-1].coef_))
+            values = coef.mean(axis=0)
+        return {name: float(v) for name, v in zip(self.feature_names, values)}
+
+
+def load_bundle(path="models"):
+    """Load the bundle in `path`. Refuses (ValueError) a model file whose sha256 differs from the
+    one meta.json recorded at training time: nothing is unpickled unless it is the file we wrote."""
+    with open(os.path.join(path, "meta.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path}/meta.json has format {meta.get('format_version')}, newer than this "
+                         f"code understands ({FORMAT_VERSION}); update stages/features.py")
+    with open(os.path.join(path, "featurizer.json"), encoding="utf-8") as f:
+        featurizer = Featurizer.from_dict(json.load(f))
+    model_path = os.path.join(path, meta["model_file"])
+    if sha256(model_path) != meta["sha256"]:
+        raise ValueError(f"{model_path} does not match the sha256 recorded in {path}/meta.json: the file "
+                         "changed after training; refusing to load it. Retrain it with `dvc repro train`.")
+    if meta["model"] == "xgboost":
+        import xgboost
+
+        model = xgboost.Booster(model_file=model_path)
+    else:
+        import joblib
+
+        model = joblib.load(model_path)
+        if meta["model"] == "random_forest":
+            # Parallel prediction sums the trees in whatever order the threads finish, which can
+            # change the last bits of the probabilities; one thread keeps predictions reproducible.
+            model.set_params(n_jobs=1)
+    return Bundle(meta, featurizer, model)

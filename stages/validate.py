@@ -1,0 +1,154 @@
+"""Validate: check the ingested data against the data contract in schema.yaml.
+
+Rules, per column: missing_column, extra_column, type (values that are not of the declared kind),
+nullable (missing values where nullable: false), categories (values outside the listed ones),
+min and max (numbers out of range).
+
+Param validate.policy says what happens when rules are broken:
+- fail: print one line per broken rule to stderr and exit 1; the data is not passed on.
+- drop: drop the offending rows (and columns that schema.yaml does not know), count them in the
+        report, and go on.
+- warn: report, keep every row; values that are not of the declared type become missing.
+A column of schema.yaml that is missing from the data fails under every policy: no row can fix it.
+Either way reports/validation.json says what was found (row numbers count from 0, header excluded).
+"""
+import sys
+
+import numpy as np
+import pandas as pd
+
+from common import copy_file, load_params, load_schema, write_json, write_parquet
+
+IN = "data/interim/ingested.parquet"
+OUT = "data/interim/validated.parquet"
+REPORT = "reports/validation.json"
+POLICIES = ("fail", "drop", "warn")
+N_EXAMPLES = 5
+BOOL_WORDS = {"true": True, "false": False, "t": True, "f": False, "yes": True, "no": False,
+              "y": True, "n": False, "1": True, "0": False}
+
+
+def _plain(value):
+    """A value as something JSON can hold."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def check_column(s, spec):
+    """Check one column. Returns ([(rule, detail, failing-rows mask)], converted column or None)."""
+    kind = spec.get("kind", "numeric")
+    nulls = s.isna().to_numpy()
+    found = []
+    converted = None
+    if spec.get("nullable", True) is False and nulls.any():
+        found.append(("nullable", "no missing values allowed", nulls))
+
+    if kind in ("numeric", "integer"):
+        x = s
+        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+            x = converted = pd.to_numeric(s.astype("string"), errors="coerce").astype("float64")
+        values = x.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.isnan(values) & ~nulls  # was there, but is not a number
+        if kind == "integer" and not pd.api.types.is_integer_dtype(x):
+            bad |= np.isfinite(values) & (values != np.round(values))
+        found.append(("type", f"expected {kind}", bad))
+        with np.errstate(invalid="ignore"):
+            if spec.get("min") is not None:
+                found.append(("min", f"values below {spec['min']}", values < spec["min"]))
+            if spec.get("max") is not None:
+                found.append(("max", f"values above {spec['max']}", values > spec["max"]))
+    elif kind == "boolean" and not pd.api.types.is_bool_dtype(s):
+        x = s.astype("string").str.strip().str.lower().map(BOOL_WORDS)
+        found.append(("type", "expected boolean", (x.isna().to_numpy() & ~nulls)))
+        converted = x.astype("boolean")
+    elif kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(s):
+        converted = pd.to_datetime(s, errors="coerce")
+        found.append(("type", "expected datetime", converted.isna().to_numpy() & ~nulls))
+    elif kind == "categorical" and spec.get("categories"):
+        allowed = spec["categories"]
+        ok = s.isin(allowed).to_numpy()
+        if not ok[~nulls].all():  # 1 and "1" are the same category
+            ok |= s.astype("string").isin([str(c) for c in allowed]).to_numpy(dtype=bool, na_value=False)
+        found.append(("categories", f"allowed: {', '.join(map(str, allowed))}", ~ok & ~nulls))
+    return [(rule, detail, mask) for rule, detail, mask in found if mask.any()], converted
+
+
+def main():
+    policy = load_params("validate").get("policy", "fail")
+    if policy not in POLICIES:
+        sys.exit(f"validate: validate.policy is {policy!r}; use fail, drop or warn")
+    schema = load_schema()
+    columns = schema.get("columns") or {}
+    df = pd.read_parquet(IN)
+    n = len(df)
+
+    violations = []   # what the report lists
+    fatal = []        # what no row-dropping can fix
+    drop_rows = np.zeros(n, dtype=bool)
+    changed = False   # whether the output differs from the input
+
+    for name in columns:
+        if name not in df.columns:
+            violations.append({"column": name, "rule": "missing_column", "count": n,
+                               "detail": "in schema.yaml, not in the data", "examples": []})
+            fatal.append(violations[-1])  # under every policy
+    extra = [c for c in df.columns if c not in columns]
+    for name in extra:
+        violations.append({"column": name, "rule": "extra_column", "count": n,
+                           "detail": "in the data, not in schema.yaml", "examples": []})
+        if policy == "fail":
+            fatal.append(violations[-1])
+
+    for name, spec in columns.items():
+        if name not in df.columns:
+            continue
+        found, converted = check_column(df[name], spec or {})
+        for rule, detail, mask in found:
+            rows = np.flatnonzero(mask)
+            examples = [{"row": int(i), "value": _plain(df[name].iat[i])} for i in rows[:N_EXAMPLES]]
+            violations.append({"column": name, "rule": rule, "count": int(len(rows)),
+                               "detail": detail, "examples": examples})
+            drop_rows |= mask
+        if converted is not None:
+            df[name] = converted
+            changed = True
+
+    if policy == "fail":
+        fatal = violations
+    report = {"policy": policy, "rows_in": n, "passed": not violations, "violations": violations}
+    for v in violations:
+        e = v["examples"][0] if v["examples"] else None
+        example = f", e.g. row {e['row']}: {e['value']!r}" if e else ""
+        how = "error" if v in fatal else "warning"
+        print(f"validate: {how}: column {v['column']!r}: rule {v['rule']} ({v['detail']}): "
+              f"{v['count']} rows{example}", file=sys.stderr)
+
+    if fatal:
+        report["rows_out"] = 0
+        write_json(report, REPORT)
+        print(f"validate: {len(fatal)} rules broken (policy {policy}); see {REPORT}. Fix the data or "
+              "schema.yaml, or set validate.policy to drop or warn in params.yaml.", file=sys.stderr)
+        sys.exit(1)
+
+    if policy == "drop":
+        if extra:
+            df = df.drop(columns=extra)
+            changed = True
+        if drop_rows.any():
+            df = df[~drop_rows]
+            changed = True
+    report["rows_dropped"] = int(drop_rows.sum()) if policy == "drop" else 0
+    report["rows_out"] = len(df)
+    if changed:
+        write_parquet(df, OUT)
+    else:
+        copy_file(IN, OUT)  # nothing changed: copying is faster than re-encoding the same data
+    write_json(report, REPORT)
+    print(f"validate: {n} rows in, {len(df)} out, {len(violations)} rules broken (policy {policy})")
+
+
+if __name__ == "__main__":
+    main()
