@@ -12,13 +12,13 @@ DVC runs every stage from the project root, so the paths here are relative to it
 import contextlib
 import json
 import os
+import re
 import shutil
 
 import yaml
 
 PARAMS_FILE = "params.yaml"
 SCHEMA_FILE = "schema.yaml"
-_TMP = ".tmp-"  # marker in the names of temporary files and directories
 
 
 def load_params(section):
@@ -43,15 +43,17 @@ def feature_columns(schema):
 
 
 def _temp_path(path):
-    """A hidden sibling of `path`: same directory, so the final rename stays on one filesystem."""
+    """A hidden sibling of `path` (.NAME.PID.tmp): in the same directory, so that the final rename
+    stays on one filesystem; ending in .tmp, so that git ignores it."""
     folder, name = os.path.split(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     # Leftovers of earlier killed runs would otherwise pile up next to the output.
+    leftover = re.compile(rf"\.{re.escape(name)}\.\d+(\.old)?\.tmp")
     for old in os.listdir(folder):
-        if old.startswith(f".{name}{_TMP}"):
+        if leftover.fullmatch(old):
             old = os.path.join(folder, old)
             shutil.rmtree(old) if os.path.isdir(old) else os.remove(old)
-    return os.path.join(folder, f".{name}{_TMP}{os.getpid()}")
+    return os.path.join(folder, f".{name}.{os.getpid()}.tmp")
 
 
 @contextlib.contextmanager
@@ -117,7 +119,7 @@ def replace_dir(path):
     # A directory cannot be renamed over a non-empty one: move the old one aside first.
     old = None
     if os.path.lexists(path):
-        old = tmp + "-old"
+        old = tmp[: -len(".tmp")] + ".old.tmp"
         os.replace(path, old)
     os.replace(tmp, path)
     if old:
