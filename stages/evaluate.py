@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from common import replace_dir, write_csv, write_json
+from common import read_parquet, replace_dir, write_csv, write_json
 from features import load_bundle
 
 MODELS = "models"
@@ -83,8 +83,8 @@ def roc_points(y, proba):
 def main():
     bundle = load_bundle(MODELS)
     target = bundle.target
-    test = pd.read_parquet(TEST, columns=[c for c in bundle.input_columns if c != target] + [target])
-    y_train = pd.read_parquet(TRAIN, columns=[target])[target].to_numpy()
+    test = read_parquet(TEST, columns=[c for c in bundle.input_columns if c != target] + [target])
+    y_train = read_parquet(TRAIN, columns=[target])[target].to_numpy()
     y_test = test[target].to_numpy()
     plots = {}
 

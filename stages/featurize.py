@@ -6,9 +6,8 @@ the test set leaks into the model. Writes data/features/train.parquet (float32 f
 target, as is) and data/features/featurizer.json (what was learned, as plain JSON), which
 train.py puts into the model bundle.
 """
-import pandas as pd
 
-from common import feature_columns, load_params, load_schema, write_json, write_parquet
+from common import feature_columns, load_params, load_schema, read_parquet, write_json, write_parquet
 from features import Featurizer
 
 IN = "data/split/train.parquet"
@@ -21,7 +20,7 @@ def main():
     schema = load_schema()
     target = schema["target"]
     # Read only the columns the model uses.
-    df = pd.read_parquet(IN, columns=feature_columns(schema) + [target])
+    df = read_parquet(IN, columns=feature_columns(schema) + [target])
     featurizer = Featurizer.fit(df, schema, params)
     features = featurizer.transform(df)
     if target in features.columns:

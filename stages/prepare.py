@@ -10,9 +10,10 @@ rows only: computed here, before the split, they would leak test-set information
 Fitted there, they also travel with the model, so new rows get exactly the same treatment.
 """
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
-from common import copy_file, feature_columns, load_params, load_schema, write_json, write_parquet
+from common import (copy_file, feature_columns, load_params, load_schema, read_table, write_json,
+                    write_parquet)
 
 IN = "data/interim/validated.parquet"
 OUT = "data/interim/prepared.parquet"
@@ -23,7 +24,8 @@ def main():
     params = load_params("prepare")
     schema = load_schema()
     target = schema["target"]
-    df = pd.read_parquet(IN)
+    table = read_table(IN)
+    df = table.to_pandas()  # for the checks; the rows we keep are written straight from `table`
     n = len(df)
     drop = np.zeros(n, dtype=bool)
     report = {"rows_in": n}
@@ -50,7 +52,7 @@ def main():
 
     report["rows_out"] = int(n - drop.sum())
     if drop.any():
-        write_parquet(df[~drop], OUT)
+        write_parquet(table.filter(pa.array(~drop)), OUT)
     else:
         copy_file(IN, OUT)  # nothing dropped: copying is faster than re-encoding the same data
     write_json(report, REPORT)

@@ -13,9 +13,8 @@ import math
 
 import numpy as np
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from common import load_params, load_schema, write_parquet
+from common import load_params, load_schema, read_table, write_parquet
 
 IN = "data/interim/prepared.parquet"
 TRAIN = "data/split/train.parquet"
@@ -42,7 +41,7 @@ def random_split(n, n_test, seed, groups=None):
 def main():
     params = load_params("split")
     schema = load_schema()
-    table = pq.read_table(IN)
+    table = read_table(IN)
     n = table.num_rows
     test_size = params.get("test_size", 0.2)
     n_test = int(test_size) if test_size >= 1 else math.ceil(test_size * n)

@@ -11,9 +11,8 @@ import os
 import sys
 
 import numpy as np
-import pandas as pd
 
-from common import load_params, load_schema, replace_dir
+from common import load_params, load_schema, read_parquet, replace_dir
 from features import Featurizer, save_bundle
 
 IN = "data/features/train.parquet"
@@ -64,7 +63,7 @@ def main():
     with open(FEATURIZER, encoding="utf-8") as f:
         featurizer = Featurizer.from_dict(json.load(f))
 
-    X = pd.read_parquet(IN)
+    X = read_parquet(IN)
     y = X.pop(target).to_numpy()
     if list(X.columns) != featurizer.feature_names:
         sys.exit(f"train: {IN} does not match {FEATURIZER}; run the featurize stage again")

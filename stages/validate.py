@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from common import copy_file, load_params, load_schema, write_json, write_parquet
+from common import copy_file, load_params, load_schema, read_parquet, write_json, write_parquet
 
 IN = "data/interim/ingested.parquet"
 OUT = "data/interim/validated.parquet"
@@ -82,7 +82,7 @@ def main():
         sys.exit(f"validate: validate.policy is {policy!r}; use fail, drop or warn")
     schema = load_schema()
     columns = schema.get("columns") or {}
-    df = pd.read_parquet(IN)
+    df = read_parquet(IN)
     n = len(df)
 
     violations = []   # what the report lists
