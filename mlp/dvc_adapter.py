@@ -25,7 +25,7 @@ from .project import Project
 class Change:
     """One reason a stage is out of date."""
 
-    kind: str  # param | dep | out | cmd | always | upstream | forced
+    kind: str  # param | dep | out | cmd | always | upstream | forced | new (never run)
     target: str  # the param key, the path, or the upstream stage
     state: str = "modified"  # modified | new | deleted | not in cache | will run
     old: Any = None
@@ -75,12 +75,8 @@ class _Records(logging.Handler):
 
 
 @contextmanager
-def _repo(project: Project) -> Iterator[tuple[Any, _Records]]:
-    """Open the DVC repository with DVC's logging captured, translating DVC's errors into ours."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    # DVC installs its own console handlers when imported; swap them for a collector while mlp works.
+def _dvc_logs() -> Iterator[_Records]:
+    """Collect DVC's log records; DVC installs console handlers when imported, swapped out meanwhile."""
     loggers = [logging.getLogger(name) for name in ("dvc", "dvc_objects", "dvc_data")]
     saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
     records = _Records()
@@ -89,14 +85,25 @@ def _repo(project: Project) -> Iterator[tuple[Any, _Records]]:
         lg.propagate = False
     loggers[0].setLevel(logging.INFO)
     try:
-        with Repo(str(project.root)) as repo:
-            yield repo, records
-    except DvcException as exc:
-        raise DvcError(_dvc_message(exc)) from exc
+        yield records
     finally:
         for lg, (handlers, level, propagate) in zip(loggers, saved):
             lg.handlers, lg.propagate = handlers, propagate
             lg.setLevel(level)
+
+
+@contextmanager
+def _repo(project: Project) -> Iterator[tuple[Any, _Records]]:
+    """Open the DVC repository with DVC's logging captured, translating DVC's errors into ours."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    with _dvc_logs() as records:
+        try:
+            with Repo(str(project.root)) as repo:
+                yield repo, records
+        except DvcException as exc:
+            raise DvcError(_dvc_message(exc)) from exc
 
 
 def _dvc_message(exc: BaseException) -> str:
@@ -143,8 +150,9 @@ def pipeline(project: Project) -> list[StageNode]:
     with _repo(project) as (repo, _):
         graph = _graph(repo)
         return [
-            StageNode(s.addressing, s.cmd or "", tuple(sorted(u.addressing for u in graph.successors(s))))
+            StageNode(s.addressing, s.cmd, tuple(sorted(u.addressing for u in graph.successors(s) if u.cmd)))
             for s in _plan(repo, None)
+            if s.cmd  # `.dvc` files of tracked data are inputs, not steps
         ]
 
 
@@ -161,8 +169,11 @@ def _changes(stage: Any) -> list[Change]:
                 new_params.update(dep.read_params())
             except Exception:  # a missing params file shows up as a changed dep anyway
                 pass
+    raw = stage.status().get(stage.addressing, [])
+    if raw and stage.cmd and not any(dep.hash_info for dep in stage.deps):
+        return [Change("new", stage.addressing, "never run")]  # no dvc.lock entry yet
     changes: list[Change] = []
-    for entry in stage.status().get(stage.addressing, []):
+    for entry in raw:
         if entry == "changed command":
             changes.append(Change("cmd", stage.cmd or ""))
         elif entry == "always changed":
@@ -199,7 +210,8 @@ def status(project: Project, targets: list[str] | None = None) -> list[StageStat
             ]
             if changes:
                 stale.add(stage.addressing)
-            result.append(StageStatus(stage.addressing, changes))
+            if stage.cmd or changes:  # tracked data (`.dvc` files) only shows up when it changed
+                result.append(StageStatus(stage.addressing, changes))
         return result
 
 
@@ -267,9 +279,10 @@ def reproduce(
         name = stage.addressing
         changes = [Change("forced", name)] if kwargs.get("force") else _changes(stage)
         if not changes:
-            runs.append(StageRun(name, "skipped", [], 0.0))
-            if on_done:
-                on_done(runs[-1])
+            if stage.cmd:  # tracked data (`.dvc` files) only shows up when it changed
+                runs.append(StageRun(name, "skipped", [], 0.0))
+                if on_done:
+                    on_done(runs[-1])
             return None
         if on_start:
             on_start(name, changes)
@@ -321,16 +334,17 @@ def init(root: Path) -> None:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    try:
-        repo = Repo.init(str(root))
-        with repo.config.edit() as conf:
-            conf["core"]["analytics"] = False
-        repo.close()
-    except DvcException as exc:
-        raise DvcError(_dvc_message(exc)) from exc
+    with _dvc_logs():
+        try:
+            repo = Repo.init(str(root))
+            with repo.config.edit() as conf:
+                conf["core"]["analytics"] = False
+            repo.close()
+        except DvcException as exc:
+            raise DvcError(_dvc_message(exc)) from exc
 
 
 def add(project: Project, path: str) -> None:
     """`dvc add path`: track a data file with DVC (git then tracks the small `.dvc` pointer file)."""
     with _repo(project) as (repo, _):
-        repo.add(path)
+        repo.add(str(project.root / path))

@@ -71,6 +71,8 @@ def change(c: Any) -> str:
         return "command changed" if c.state == "modified" else f"stage definition changed ({c.state})"
     if c.kind == "upstream":
         return f"upstream {c.target} {c.state}"
+    if c.kind == "new":
+        return "never run"
     if c.kind == "forced":
         return "forced (-f)"
     return "always runs" if c.kind == "always" else f"{c.kind} {c.target}"
