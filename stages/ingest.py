@@ -5,7 +5,6 @@ file extension). The file is read with pyarrow (multi-threaded, typed columns) a
 round trip through pandas, so a CSV of millions of rows takes seconds. Types are whatever the file
 gives; validate.py checks them against schema.yaml.
 """
-import re
 import sys
 
 import pyarrow as pa
@@ -31,22 +30,10 @@ def detect_format(path):
 
 
 def read_csv(path):
+    # pyarrow infers each column's type from the whole file: a column with a stray word in it is
+    # read as text, and validate.py then names the rows that do not fit schema.yaml.
     parse = pv.ParseOptions(delimiter="\t" if ".tsv" in path.lower() else ",")
-    column_types = {}
-    # pyarrow infers each column's type from the first block of the file. If a later row does not
-    # fit (text in a numeric column), read that column as text instead of failing here: validate.py
-    # then reports the offending rows against schema.yaml, which is the clearer error.
-    for _ in range(200):
-        try:
-            return pv.read_csv(path, parse_options=parse,
-                               convert_options=pv.ConvertOptions(column_types=column_types))
-        except pa.ArrowInvalid as e:
-            m = re.search(r"In CSV column #(\d+): CSV conversion error", str(e))
-            if not m:
-                raise
-            names = pv.open_csv(path, parse_options=parse).schema.names  # reads the first block only
-            column_types[names[int(m.group(1))]] = pa.string()
-    raise RuntimeError(f"ingest: could not read {path}")
+    return pv.read_csv(path, parse_options=parse)
 
 
 def main():
