@@ -153,13 +153,14 @@ class Featurizer:
                 step = {"column": name, "kind": kind, "fill": _fill_value(_as_bool(s), impute)}
             elif kind == "datetime":
                 dt = _as_datetime(s)
+                fills = [_fill_value(_datetime_part(dt, p), impute) for p in parts]
                 step = {"column": name, "kind": kind,
-                        "parts": [{"part": p, "fill": _fill_value(_datetime_part(dt, p), impute)} for p in parts]}
+                        "parts": [{"part": p, "fill": fill} for p, fill in zip(parts, fills)]}
             elif kind in ("categorical", "text"):
                 counts = _as_text(s).value_counts(dropna=True)  # most frequent first
-                if len(counts) > max_categories:
-                    # Keep the top N; ties at the cut are broken by value, so the choice is stable.
-                    counts = counts[counts >= counts.iloc[max_categories - 1]] if max_categories else counts[:0]
+                if len(counts) > max_categories > 0:
+                    counts = counts[counts >= counts.iloc[max_categories - 1]]  # the top N and ties
+                # Ties at the cut are broken by value, so the choice does not depend on row order.
                 top = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:max_categories]
                 step = {"column": name, "kind": kind, "categories": sorted(str(v) for v, _ in top)}
             else:
@@ -299,7 +300,7 @@ def save_bundle(folder, featurizer, model, kind, task, target, classes=None):
         "model_file": model_file,
         "sha256": sha256(os.path.join(folder, model_file)),
         "feature_names": featurizer.feature_names,
-        "input_columns": featurizer.input_columns,
+        "input_columns": [{"name": k, "kind": v} for k, v in featurizer.input_columns.items()],  # in order
         "versions": versions,
     }
     with open(os.path.join(folder, "meta.json"), "w", encoding="utf-8") as f:
@@ -319,7 +320,7 @@ class Bundle:
         self.target = meta["target"]
         self.classes = meta.get("classes") if self.task == "classification" else None
         self.kind = meta["model"]
-        self.input_kinds = dict(meta["input_columns"])
+        self.input_kinds = {c["name"]: c["kind"] for c in meta["input_columns"]}  # name -> schema kind
         self.input_columns = list(self.input_kinds)
         self.feature_names = list(meta["feature_names"])
 

@@ -85,22 +85,18 @@ def main():
     df = read_parquet(IN)
     n = len(df)
 
-    violations = []   # what the report lists
-    fatal = []        # what no row-dropping can fix
+    violations = []  # what the report lists
     drop_rows = np.zeros(n, dtype=bool)
-    changed = False   # whether the output differs from the input
+    changed = False  # whether the output differs from the input
 
     for name in columns:
         if name not in df.columns:
             violations.append({"column": name, "rule": "missing_column", "count": n,
                                "detail": "in schema.yaml, not in the data", "examples": []})
-            fatal.append(violations[-1])  # under every policy
     extra = [c for c in df.columns if c not in columns]
     for name in extra:
         violations.append({"column": name, "rule": "extra_column", "count": n,
                            "detail": "in the data, not in schema.yaml", "examples": []})
-        if policy == "fail":
-            fatal.append(violations[-1])
 
     for name, spec in columns.items():
         if name not in df.columns:
@@ -116,21 +112,20 @@ def main():
             df[name] = converted
             changed = True
 
-    if policy == "fail":
-        fatal = violations
     report = {"policy": policy, "rows_in": n, "passed": not violations, "violations": violations}
+    fatal = 0
     for v in violations:
+        is_fatal = policy == "fail" or v["rule"] == "missing_column"  # no dropped row fixes a missing column
+        fatal += is_fatal
         e = v["examples"][0] if v["examples"] else None
         example = f", e.g. row {e['row']}: {e['value']!r}" if e else ""
-        how = "error" if v in fatal else "warning"
-        print(f"validate: {how}: column {v['column']!r}: rule {v['rule']} ({v['detail']}): "
-              f"{v['count']} rows{example}", file=sys.stderr)
-
+        print(f"validate: {'error' if is_fatal else 'warning'}: column {v['column']!r}: rule {v['rule']} "
+              f"({v['detail']}): {v['count']} rows{example}", file=sys.stderr)
     if fatal:
         report["rows_out"] = 0
         write_json(report, REPORT)
-        print(f"validate: {len(fatal)} rules broken (policy {policy}); see {REPORT}. Fix the data or "
-              "schema.yaml, or set validate.policy to drop or warn in params.yaml.", file=sys.stderr)
+        print(f"validate: {fatal} rules broken (policy {policy}); see {REPORT}. Fix the data or schema.yaml, "
+              "or set validate.policy to drop or warn in params.yaml.", file=sys.stderr)
         sys.exit(1)
 
     if policy == "drop":
