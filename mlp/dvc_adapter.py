@@ -239,11 +239,14 @@ def _output_to(log: Path | None) -> Iterator[None]:
             os.close(saved[1])
 
 
-def _tail(log: Path | None, lines: int = 15) -> str:
+def _tail(name: str, log: Path | None, lines: int = 15) -> str:
+    """The last lines a failed stage printed, indented under a heading."""
     if log is None or not log.is_file():
         return ""
     text = log.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
-    return "\n".join(text[-lines:])
+    if not text:
+        return ""
+    return f"Last lines of stage '{name}':\n" + "\n".join(f"    {line}" for line in text[-lines:])
 
 
 @contextmanager
@@ -319,13 +322,13 @@ def reproduce(
 def _stage_failure(name: str, cmd: str, exc: BaseException, log: Path | None) -> StageFailedError:
     code = re.search(r"exited with (-?\d+)", str(exc))
     if code is None:
-        return StageFailedError(name, f"stage '{name}' failed: {_dvc_message(exc)}", _tail(log))
+        return StageFailedError(name, f"stage '{name}' failed: {_dvc_message(exc)}", _tail(name, log))
     where = f" (full output in {log})" if log else ""
     return StageFailedError(
         name,
         f"stage '{name}' failed with exit code {code.group(1)} running `{cmd}`{where}; "
         "fix the script or its inputs and run `mlp repro` again.",
-        _tail(log),
+        _tail(name, log),
     )
 
 

@@ -19,7 +19,7 @@ def test_init_scaffolds_a_committed_dvc_project(fresh_template: Path) -> None:
     assert "data/raw/churn.csv" not in tracked  # the data itself is DVC's, never git's
     assert git(root, "status", "--porcelain").strip() == ""  # everything is in the first commit
     assert "mlp init" in git(root, "log", "--format=%s")
-    assert "analytics = false" in (root / ".dvc/config").read_text()
+    assert "analytics = false" in (root / ".dvc/config").read_text().lower()
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     assert list(stages) == ["ingest", "validate", "prepare", "split", "featurize", "train", "evaluate"]
 

@@ -89,17 +89,28 @@ def test_changed_raw_data_reruns_from_ingest(project: Path) -> None:
     lines = raw.read_text().splitlines(keepends=True)
     raw.write_text("".join(lines[:-50]))  # new data: fewer rows
     result = mlp(project, "repro", check=True)
-    assert outcomes(result.out) == dict.fromkeys(STAGES, "ran")
-    assert "data/raw" in next(l for l in result.out.splitlines() if " ingest " in l)
+    assert outcomes(result.out) == {"data/raw/churn.csv.dvc": "ran", **dict.fromkeys(STAGES, "ran")}
+    assert "data/raw modified" in next(l for l in result.out.splitlines() if " ingest " in l)
+    assert "data/raw/churn.csv.dvc" in git(project, "status", "--porcelain")  # the new data's pointer
 
 
 def test_edited_stage_script_reruns_it_and_what_follows(project: Path) -> None:
     script = project / "stages/featurize.py"
-    script.write_text(script.read_text() + "\n# a user's edit\n")
+    code = script.read_text()
+    edit = "featurizer = Featurizer.fit(df, schema, params)"
+    assert edit in code
+    script.write_text(code.replace(edit, edit.replace("params)", '{**params, "max_categories": 2})')))
     result = mlp(project, "repro", check=True)
     ran = outcomes(result.out)
     assert [s for s in STAGES if ran[s] != "skipped"] == ["featurize", "train", "evaluate"]
     assert "stages/featurize.py modified" in result.out
+
+
+def test_an_edit_that_changes_no_output_stops_at_that_stage(project: Path) -> None:
+    script = project / "stages/featurize.py"
+    script.write_text(script.read_text() + "\n# a comment\n")
+    ran = outcomes(mlp(project, "repro", check=True).out)
+    assert [s for s in STAGES if ran[s] != "skipped"] == ["featurize"]  # same bytes out: train need not rerun
 
 
 def test_stock_dvc_repro_runs_the_scaffolded_pipeline(fresh_project: Path) -> None:
