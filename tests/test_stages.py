@@ -259,6 +259,28 @@ def test_multiclass_with_string_labels(iris: Path) -> None:
     assert bundle.predict_proba(test).shape == (len(test), 3)
 
 
+def test_time_split_puts_the_newest_rows_in_the_test_set(churn: Path, tmp_path: Path) -> None:
+    root = tmp_path / "time"
+    shutil.copytree(churn, root, symlinks=True)
+    set_params(root, "split", time_column="signup_date")
+    stage(root, "split")
+    train = pd.read_parquet(root / "data/split/train.parquet")
+    test = pd.read_parquet(root / "data/split/test.parquet")
+    assert train["signup_date"].max() <= test["signup_date"].min()
+    assert len(train) + len(test) == read_json(root / "reports/prepare.json")["rows_out"]
+
+
+@pytest.mark.parametrize("ext", ["parquet", "jsonl"])
+def test_ingest_reads_parquet_and_json_lines(tmp_path: Path, ext: str) -> None:
+    root = make_project(tmp_path / "p", "churn", rows=500)
+    write_sample("churn", root / f"data/raw/churn.{ext}", rows=500, seed=42)
+    set_params(root, "ingest", path=f"data/raw/churn.{ext}")
+    stage(root, "ingest")
+    stage(root, "validate")  # the same data contract holds whatever the file format
+    validated = pd.read_parquet(root / "data/interim/validated.parquet")
+    assert len(validated) == 500 and list(validated.columns) == list(pd.read_csv(root / "data/raw/churn.csv").columns)
+
+
 # --- the featurizer and the bundle ---------------------------------------------------------------
 
 def test_featurizer_round_trips_through_json(churn: Path) -> None:
