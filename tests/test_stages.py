@@ -278,7 +278,8 @@ def test_ingest_reads_parquet_and_json_lines(tmp_path: Path, ext: str) -> None:
     stage(root, "ingest")
     stage(root, "validate")  # the same data contract holds whatever the file format
     validated = pd.read_parquet(root / "data/interim/validated.parquet")
-    assert len(validated) == 500 and list(validated.columns) == list(pd.read_csv(root / "data/raw/churn.csv").columns)
+    assert len(validated) == 500
+    assert list(validated.columns) == list(pd.read_csv(root / "data/raw/churn.csv").columns)
 
 
 # --- the featurizer and the bundle ---------------------------------------------------------------
