@@ -111,6 +111,10 @@ def _dvc_message(exc: BaseException) -> str:
     cause = exc.__cause__
     if cause is not None and str(cause).strip():
         text = f"{text}: {str(cause).strip().rstrip('.')}"
+    missing = re.search(r"missing data 'source': (\S+)", text)
+    if missing:
+        return (f"{missing.group(1)} is tracked by DVC but is neither here nor in the local DVC cache; "
+                "run `dvc pull` to fetch it from the DVC remote (or put the file back), then run again.")
     if "Unable to acquire lock" in text:
         return "another DVC or mlp command is running in this project; wait for it to finish and run again."
     return f"DVC: {text}. See `dvc doctor` and the DVC docs, or rerun with --debug."
@@ -322,7 +326,10 @@ def reproduce(
 def _stage_failure(name: str, cmd: str, exc: BaseException, log: Path | None) -> StageFailedError:
     code = re.search(r"exited with (-?\d+)", str(exc))
     if code is None:
-        return StageFailedError(name, f"stage '{name}' failed: {_dvc_message(exc)}", _tail(name, log))
+        message = _dvc_message(exc)
+        if message.startswith("DVC: "):
+            message = f"stage '{name}' failed: {message}"
+        return StageFailedError(name, message, _tail(name, log))
     where = f" (full output in {log})" if log else ""
     return StageFailedError(
         name,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import mlp, snapshot
+from conftest import git, mlp, snapshot
 
 
 def assert_one_line_error(result, *needles: str) -> None:
@@ -79,3 +79,10 @@ def test_help_version_and_sample_errors(tmp_path: Path) -> None:
     assert_one_line_error(mlp(tmp_path, "sample", "churn", "-o", "x.txt"), ".csv")
     assert_one_line_error(mlp(tmp_path, "sample", "churn", "--rows", "0", "-o", "x.csv"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_clone_without_the_data_says_dvc_pull(project: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(project), str(clone))
+    result = mlp(clone, "repro")
+    assert_one_line_error(result, "data/raw/churn.csv is tracked by DVC", "dvc pull")
