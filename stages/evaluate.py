@@ -83,7 +83,7 @@ def roc_points(y, proba):
 def main():
     bundle = load_bundle(MODELS)
     target = bundle.target
-    test = read_parquet(TEST, columns=[c for c in bundle.input_columns if c != target] + [target])
+    test = read_parquet(TEST, columns=bundle.input_columns + [target])  # only what the model reads
     y_train = read_parquet(TRAIN, columns=[target])[target].to_numpy()
     y_test = test[target].to_numpy()
     plots = {}
