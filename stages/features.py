@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 FORMAT_VERSION = 1
 DATETIME_PARTS = ("year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour", "minute")
 IMPUTE = ("median", "mean", "zero", "none")
+MODEL_KINDS = ("xgboost", "random_forest", "logistic", "linear")
 OTHER, MISSING = "__other__", "__missing__"
 _BOOL_WORDS = {"true": 1.0, "false": 0.0, "t": 1.0, "f": 0.0, "yes": 1.0, "no": 0.0,
                "y": 1.0, "n": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
@@ -324,7 +325,12 @@ class Bundle:
         self.input_columns = list(self.input_kinds)
         self.feature_names = list(meta["feature_names"])
 
+    def missing_columns(self, raw_df):
+        """Input columns absent from `raw_df` (predict treats them as all missing: say so to users)."""
+        return [c for c in self.input_columns if c not in raw_df.columns]
+
     def transform(self, raw_df):
+        """Raw rows -> the model's float32 features."""
         return self.featurizer.transform(raw_df)
 
     def predict_proba(self, raw_df):
@@ -373,6 +379,9 @@ def load_bundle(path="models"):
                          f"code understands ({FORMAT_VERSION}); update stages/features.py")
     with open(os.path.join(path, "featurizer.json"), encoding="utf-8") as f:
         featurizer = Featurizer.from_dict(json.load(f))
+    if meta["model"] not in MODEL_KINDS or os.path.basename(meta["model_file"]) != meta["model_file"]:
+        raise ValueError(f"{path}/meta.json names model {meta['model']!r} in file {meta['model_file']!r}; "
+                         f"expected one of {', '.join(MODEL_KINDS)} in a file inside {path}")
     model_path = os.path.join(path, meta["model_file"])
     if sha256(model_path) != meta["sha256"]:
         raise ValueError(f"{model_path} does not match the sha256 recorded in {path}/meta.json: the file "

@@ -325,6 +325,7 @@ def test_unseen_categories_missing_values_and_missing_columns(churn: Path) -> No
     rows.loc[0, ["age", "income"]] = np.nan
     rows.loc[1, "signup_date"] = pd.NaT
     rows = rows.drop(columns=["contract", "churned"])  # a whole column missing
+    assert bundle.missing_columns(rows) == ["contract"]
     X = bundle.transform(rows)
     assert not X.isna().any().any()
     assert X.loc[0, "region=__other__"] == 1 and X.loc[0, "region=__missing__"] == 0
