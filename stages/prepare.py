@@ -28,7 +28,8 @@ def main():
     df = table.to_pandas()  # for the checks; the rows we keep are written straight from `table`
     n = len(df)
     drop = np.zeros(n, dtype=bool)
-    report = {"rows_in": n}
+    # Every count is always reported (0 when its rule is off), so reports compare across commits.
+    report = {"rows_in": n, "dropped_duplicates": 0, "dropped_missing_target": 0, "dropped_too_many_missing": 0}
 
     # Each rule counts only the rows that earlier rules did not already drop.
     if params.get("drop_duplicates", True):
