@@ -67,6 +67,11 @@ def clean(df: pd.DataFrame, target: str, features: list[str], max_missing_share:
     return df[~too_many_missing]
 
 
+def date_part(s: pd.Series, part: str) -> pd.Series:
+    """params.yaml says dayofweek / dayofyear; pandas 3 calls them day_of_week / day_of_year."""
+    return getattr(s.dt, {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}.get(part, part))
+
+
 def fit_features(train: pd.DataFrame, columns: dict, features: list[str], p: dict) -> dict:
     """What is learned from the training rows, per column: clip bounds, fill values, categories."""
     low_q, high_q = p["clip_quantiles"]
@@ -80,7 +85,7 @@ def fit_features(train: pd.DataFrame, columns: dict, features: list[str], p: dic
         elif kind == "boolean":
             learned[col] = {"fill": s.astype(float).median()}
         elif kind == "datetime":
-            learned[col] = {"parts": {part: getattr(s.dt, part).median() for part in p["datetime_parts"]}}
+            learned[col] = {"parts": {part: date_part(s, part).median() for part in p["datetime_parts"]}}
         else:  # categorical: the most frequent values, the others go to __other__
             top = s.dropna().astype(str).value_counts().index[: p["max_categories"]]
             learned[col] = {"categories": sorted(top)}
@@ -93,7 +98,7 @@ def make_features(df: pd.DataFrame, learned: dict) -> pd.DataFrame:
         s = df[col]
         if "parts" in f:
             for part, fill in f["parts"].items():
-                out[f"{col}_{part}"] = getattr(s.dt, part).astype(float).fillna(fill)
+                out[f"{col}_{part}"] = date_part(s, part).astype(float).fillna(fill)
         elif "categories" in f:
             text = s.astype(str)
             for cat in f["categories"]:
@@ -152,7 +157,7 @@ def main(project: Path, out: Path) -> None:
             n_estimators=p["n_estimators"], max_depth=p["max_depth"], learning_rate=p["learning_rate"],
             subsample=p["subsample"], colsample_bytree=p["colsample_bytree"],
             min_child_weight=p["min_child_weight"], tree_method="hist", random_state=p["seed"],
-            n_jobs=os.cpu_count())
+            n_jobs=os.cpu_count() if len(X_train) >= 100_000 else 1)  # as stages/train.py does
         model.fit(X_train, y_train)
         model.save_model(out / "model.json")
         (out / "featurizer.json").write_text(json.dumps(learned, indent=2, default=float))

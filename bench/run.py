@@ -13,10 +13,10 @@ run only; `--quick` leaves BENCHMARKS.md alone). Everything generated goes under
     .venv/bin/python bench/run.py            # the full run
     .venv/bin/python bench/run.py --quick    # smoke run: 100k rows, fewer repeats
 
-Peak memory is the largest sum of the resident set sizes (RSS) of every process in the measured
-process tree, sampled every 50 ms with psutil (for `mlp repro`: mlp itself, which holds DVC, plus the
-stage process it is running). The largest RSS of any single process (getrusage of a fresh wrapper
-process) is recorded beside it.
+Peak memory is the largest sum, over the processes of the measured process tree alive at one moment,
+of each one's own peak RSS (sampled every 50 ms with psutil and /proc/PID/status; for `mlp repro`: mlp
+itself, which holds DVC, plus the stage process it is running). The largest RSS of any single process
+(getrusage of a fresh wrapper process) is recorded beside it.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Measurement:
     """What `measure()` saw of one command: wall time, memory, and per-stage figures for `mlp repro`."""
 
     seconds: float
-    tree_peak: int  # bytes: the largest sum of RSS over the process tree at one moment
+    tree_peak: int  # bytes: the largest sum of the peak RSS of the processes alive at one moment
     single_peak: int  # bytes: the largest RSS of any one process (getrusage)
     cpu_s: float  # CPU time (user + system) of the command's processes
     other_cpu_s: float  # CPU time the rest of the machine used meanwhile: other work disturbs the figures
@@ -192,9 +192,27 @@ def wait_for_quiet(max_wait_s: float = 60.0, busy_share: float = 0.15) -> None:
             return
 
 
+def peak_rss(proc: psutil.Process) -> int:
+    """The process's own peak RSS so far (VmHWM in /proc/PID/status: exact, not sampled), or its
+    current RSS where the kernel does not say."""
+    try:
+        with open(f"/proc/{proc.pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return proc.memory_info().rss
+
+
 class TreeSampler:
-    """Samples the memory of a process's descendants: the peak of their summed RSS, and per stage
-    (a `python stages/NAME.py` process) its own peak RSS, the tree's peak while it ran and its lifetime."""
+    """Samples the memory of a process's descendants every POLL_SECONDS: the largest sum, over the
+    processes alive at one moment, of each one's peak RSS so far; and per stage (a `python
+    stages/NAME.py` process) its own peak RSS, the tree's figure while it ran and its lifetime.
+
+    Summing each process's own peak (rather than its RSS at the sampling moment) catches a spike
+    between two samples; it can only over-state the true simultaneous peak of several processes,
+    and is exact for a single one."""
 
     def __init__(self, pid: int) -> None:
         self.parent = psutil.Process(pid)
@@ -210,7 +228,7 @@ class TreeSampler:
         total, running = 0, set()
         for proc in procs:
             try:
-                rss = proc.memory_info().rss
+                rss = peak_rss(proc)
                 key = (proc.pid, proc.create_time())
             except psutil.Error:  # it ended between listing and reading
                 continue
@@ -250,7 +268,9 @@ def measure(cmd: list[str], cwd: Path, log: Path) -> Measurement:
     text = log.read_text(encoding="utf-8", errors="replace")
     if report["returncode"] != 0:
         sys.exit(f"bench: `{' '.join(cmd)}` failed in {cwd} (exit {report['returncode']}):\n{text[-3000:]}")
-    return Measurement(report["seconds"], sampler.tree_peak, report["maxrss"], report["cpu_s"], other_cpu_s,
+    # getrusage's figure is exact for the largest single process: the tree's peak is at least that.
+    tree_peak = max(sampler.tree_peak, report["maxrss"])
+    return Measurement(report["seconds"], tree_peak, report["maxrss"], report["cpu_s"], other_cpu_s,
                        text, sampler.stage_figures())
 
 
@@ -392,7 +412,7 @@ def results_table(results: list[Result]) -> list[str]:
     lines = ["| benchmark | measure | mlp | baseline | ratio | target | met |", "|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r.name} | {r.measure} | {fmt(r.value)} | {fmt(r.baseline)} ({r.baseline_name}) "
-                     f"| {r.ratio:.2f} | {r.target} | {'yes' if r.met else '**no**'} |")
+                     f"| {r.ratio:.3f} | {r.target} | {'yes' if r.met else '**no**'} |")
     return lines
 
 
@@ -474,7 +494,7 @@ def print_results(results: list[Result], details: dict) -> None:
     print()
     print(f"{'benchmark':<16} {'measure':<20} {'mlp':>9} {'baseline':>9} {'ratio':>6}  target")
     for r in results:
-        print(f"{r.name:<16} {r.measure:<20} {r.value:>9.3f} {r.baseline:>9.3f} {r.ratio:>6.2f}  "
+        print(f"{r.name:<16} {r.measure:<20} {r.value:>9.3f} {r.baseline:>9.3f} {r.ratio:>6.3f}  "
               f"{r.target}: {'met' if r.met else 'MISSED'}")
     print()
     print("\n".join(stage_table(details["pipeline"])))
