@@ -173,9 +173,9 @@ def _stage_of(proc: psutil.Process) -> str | None:
 
 
 def busy_cpu_s() -> float:
-    """CPU seconds the whole machine has spent busy (all cores) since boot."""
+    """CPU seconds the machine has spent busy since boot (all cores), plus those the hypervisor gave to others."""
     t = psutil.cpu_times()
-    return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+    return sum(getattr(t, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
 def wait_for_quiet(max_wait_s: float = 60.0, busy_share: float = 0.15) -> None:
