@@ -435,12 +435,14 @@ def stage_table(pipe: dict) -> list[str]:
 
 def runs_line(pipe: dict) -> str:
     def runs(name: str) -> str:
-        return ", ".join(f"{r['seconds']:.1f} s ({r['other_cpu_s']:.0f})" for r in pipe["runs"][name])
+        return ", ".join(f"{r['seconds']:.1f} s / {r['tree_peak_mb']:.0f} MB ({r['other_cpu_s']:.0f})"
+                         for r in pipe["runs"][name])
 
     disturbed = [name for name, yes in pipe["disturbed"].items() if yes]
     warning = (f" **Disturbed:** other work used more than {DISTURBED_SHARE:.0%} of the machine's CPU during the "
                f"kept run of {' and '.join(disturbed)}; treat those figures as upper bounds.") if disturbed else ""
-    return (f"Every round (wall, and in brackets the CPU seconds other processes used meanwhile): mlp {runs('mlp')}; "
+    return (f"Every round (wall / peak memory, and in brackets the CPU seconds other processes used meanwhile): "
+            f"mlp {runs('mlp')}; "
             f"baseline {runs('baseline')}. Reported: the fastest undisturbed run of each (if none, the least "
             f"disturbed).{warning}")
 
