@@ -10,7 +10,9 @@ rows only: computed here, before the split, they would leak test-set information
 Fitted there, they also travel with the model, so new rows get exactly the same treatment.
 """
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from common import (copy_file, feature_columns, load_params, load_schema, read_table, write_json,
                     write_parquet)
@@ -20,13 +22,42 @@ OUT = "data/interim/prepared.parquet"
 REPORT = "reports/prepare.json"
 
 
+def is_missing(column):
+    """True where a value is null or NaN."""
+    if pa.types.is_floating(column.type):
+        return pc.is_null(column, nan_is_null=True).to_numpy(zero_copy_only=False)
+    return column.is_null().to_numpy(zero_copy_only=False)
+
+
+def duplicated_rows(table):
+    """Like pandas' DataFrame.duplicated() (the first of equal rows is kept), one column at a time.
+
+    Each column's values become integer codes (arrow's dictionary encoding, nulls -1), and the codes
+    of a row are mixed into one 64-bit number. Only rows whose number repeats are compared in full,
+    so a collision of those numbers can never drop a row that differs.
+    """
+    row_key = np.zeros(table.num_rows, dtype=np.uint64)
+    for column in table.columns:
+        codes = pc.dictionary_encode(column).combine_chunks().indices
+        codes = pc.fill_null(codes, -1).to_numpy().astype(np.int64).view(np.uint64)
+        with np.errstate(over="ignore"):
+            row_key = row_key * np.uint64(0x9E3779B97F4A7C15) + codes + np.uint64(1)
+    candidates = np.flatnonzero(pd.Series(row_key).duplicated(keep=False).to_numpy())
+    dup = np.zeros(table.num_rows, dtype=bool)
+    if len(candidates):
+        rows = table.take(pa.array(candidates)).to_pandas()
+        dup[candidates] = rows.duplicated().to_numpy()
+    return dup
+
+
 def main():
     params = load_params("prepare")
     schema = load_schema()
     target = schema["target"]
+    # The checks work column by column on the arrow table, never on a full pandas copy of it:
+    # that copy would double the memory this stage needs.
     table = read_table(IN)
-    df = table.to_pandas()  # for the checks; the rows we keep are written straight from `table`
-    n = len(df)
+    n = table.num_rows
     drop = np.zeros(n, dtype=bool)
     # Every count is always reported (0 when its rule is off), so reports compare across commits.
     report = {"rows_in": n, "dropped_duplicates": 0, "dropped_missing_target": 0, "dropped_too_many_missing": 0}
@@ -34,19 +65,19 @@ def main():
     # Each rule counts only the rows that earlier rules did not already drop.
     if params.get("drop_duplicates", True):
         # All columns count: two customers with the same values but different ids are two rows.
-        dup = df.duplicated().to_numpy()
+        dup = duplicated_rows(table)
         report["dropped_duplicates"] = int((dup & ~drop).sum())
         drop |= dup
-    if params.get("drop_missing_target", True) and target in df.columns:
-        no_target = df[target].isna().to_numpy()
+    if params.get("drop_missing_target", True) and target in table.column_names:
+        no_target = is_missing(table[target])
         report["dropped_missing_target"] = int((no_target & ~drop).sum())
         drop |= no_target
     share = params.get("max_missing_share")
-    features = [c for c in feature_columns(schema) if c in df.columns]
+    features = [c for c in feature_columns(schema) if c in table.column_names]
     if share is not None and share < 1 and features:
         missing = np.zeros(n, dtype=np.int32)
         for c in features:
-            missing += df[c].isna().to_numpy()
+            missing += is_missing(table[c])
         too_many = missing > share * len(features)
         report["dropped_too_many_missing"] = int((too_many & ~drop).sum())
         drop |= too_many
