@@ -282,14 +282,17 @@ def reproduce(
 
     runs: list[StageRun] = []
 
+    def record(run: StageRun) -> None:
+        runs.append(run)
+        if on_done:
+            on_done(run)
+
     def run_one(stage: Any, **kwargs: Any) -> Any:
         name = stage.addressing
         changes = [Change("forced", name)] if kwargs.get("force") else _changes(stage)
         if not changes:
             if stage.cmd:  # tracked data (`.dvc` files) only shows up when it changed
-                runs.append(StageRun(name, "skipped", [], 0.0))
-                if on_done:
-                    on_done(runs[-1])
+                record(StageRun(name, "skipped", [], 0.0))
             return None
         if on_start:
             on_start(name, changes)
@@ -300,16 +303,11 @@ def reproduce(
             with _output_to(log):
                 result = _reproduce_stage(stage, **kwargs)
         except Exception as exc:
-            seconds = time.perf_counter() - started
-            runs.append(StageRun(name, "failed", changes, seconds, log))
-            if on_done:
-                on_done(runs[-1])
+            record(StageRun(name, "failed", changes, time.perf_counter() - started, log))
             raise _stage_failure(name, stage.cmd or "", exc, log) from exc
-        seconds = time.perf_counter() - started
         restored = any("is cached - skipping run" in m for m in records.messages[first_record:])
-        runs.append(StageRun(name, "restored" if restored else "ran" if result else "skipped", changes, seconds, log))
-        if on_done:
-            on_done(runs[-1])
+        outcome = "restored" if restored else "ran" if result else "skipped"
+        record(StageRun(name, outcome, changes, time.perf_counter() - started, log))
         return result
 
     with _python_on_path(), _repo(project) as (repo, records):
