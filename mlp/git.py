@@ -28,6 +28,12 @@ def toplevel(path: Path) -> Path | None:
     return Path(result.stdout.strip()).resolve() if result.returncode == 0 else None
 
 
+def is_ignored(top: Path, path: Path) -> bool:
+    """Whether the repository at `top` ignores the folder `path` (which may not exist yet)."""
+    rel = path.relative_to(top).as_posix() + "/"
+    return _git(top, "check-ignore", "-q", rel, check=False).returncode == 0
+
+
 def init(path: Path) -> None:
     _git(path, "init", "-q")
 

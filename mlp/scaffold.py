@@ -103,16 +103,17 @@ def init(
         raise UsageError(f"{path} is already a DVC project; run `mlp repro` there, or choose another folder.")
     nearest = next(p for p in (path, *path.parents) if p.exists())
     top = git.toplevel(nearest)
-    if top is not None and top != path:
+    # A folder the enclosing repository ignores (like a scratch or demo folder) gets a repository of its own.
+    if top is not None and top != path and not git.is_ignored(top, path):
         raise UsageError(
-            f"{path} is inside the git repository {top}; create the project at that repository's root "
-            "or outside it (a project in a subfolder of a repository is not supported yet)."
+            f"{path} is inside the git repository {top}; create the project at that repository's root, "
+            "in a folder it ignores, or outside it (a project in a tracked subfolder is not supported yet)."
         )
 
     created: list[Path] = []  # undone in reverse order if anything fails
     try:
         _mkdirs(path, created)
-        result = _scaffold(path, sample, rows, created, new_repo=top is None)
+        result = _scaffold(path, sample, rows, created, new_repo=top != path)
     except BaseException:
         _undo(created)
         raise

@@ -91,3 +91,11 @@ def test_init_without_a_git_identity_still_commits(tmp_path: Path, monkeypatch) 
     assert result.code == 0, result.err
     assert "authored as 'mlp'" in result.err
     assert git(tmp_path / "p", "log", "--format=%an").strip() == "mlp"
+
+
+def test_init_in_a_folder_the_enclosing_repository_ignores(fresh_project: Path) -> None:
+    (fresh_project / ".gitignore").write_text((fresh_project / ".gitignore").read_text() + "scratch/\n")
+    result = mlp(fresh_project, "init", "scratch/demo", "--rows", "200")
+    assert result.code == 0, result.err
+    assert (fresh_project / "scratch/demo/.git").is_dir()  # a repository of its own
+    assert git(fresh_project / "scratch/demo", "log", "--format=%s").startswith("mlp init")
