@@ -99,3 +99,20 @@ def test_init_in_a_folder_the_enclosing_repository_ignores(fresh_project: Path) 
     assert result.code == 0, result.err
     assert (fresh_project / "scratch/demo/.git").is_dir()  # a repository of its own
     assert git(fresh_project / "scratch/demo", "log", "--format=%s").startswith("mlp init")
+
+
+def test_the_repositorys_lock_matches_its_code_and_params() -> None:
+    """CI reruns the reference pipeline and checks dvc.lock; this finds a forgotten relock in seconds."""
+    import hashlib
+
+    repo = Path(__file__).resolve().parent.parent
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for name, stage in lock["stages"].items():
+        for dep in stage["deps"]:
+            if dep["path"].startswith("stages/") or dep["path"] == "schema.yaml":
+                actual = hashlib.md5((repo / dep["path"]).read_bytes()).hexdigest()
+                assert actual == dep["md5"], f"{dep['path']} changed since dvc.lock: run `make repro` and commit"
+        for key, value in stage.get("params", {}).get("params.yaml", {}).items():
+            section, leaf = key.split(".", 1)
+            assert params[section][leaf] == value, f"{key} changed since dvc.lock: run `make repro` and commit"
