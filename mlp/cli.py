@@ -174,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             _echo_err(exc.details)
         _echo_err(f"Error: {exc.message}")
         return exc.exit_code
+    except OSError as exc:  # a path that cannot be read or written: the user's to fix, not a bug
+        if debug:
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        _echo_err(f"Error: {exc.strerror or exc}{where}. Check that the path exists and that you may write there.")
+        return EXIT_ERROR
     except Exception as exc:  # a bug in mlp, or something it did not anticipate
         if debug:
             traceback.print_exc()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,12 @@ def test_help_version_and_sample_errors(tmp_path: Path) -> None:
     assert_one_line_error(mlp(tmp_path, "sample", "nosuch", "-o", "x.csv"), "unknown sample 'nosuch'")
     assert_one_line_error(mlp(tmp_path, "sample", "churn", "-o", "x.txt"), ".csv")
     assert_one_line_error(mlp(tmp_path, "sample", "churn", "--rows", "0", "-o", "x.csv"))
+    (tmp_path / "ro").mkdir(mode=0o500)
+    if os.access(tmp_path / "ro", os.W_OK):  # root may write anywhere; use a path that cannot exist
+        assert_one_line_error(mlp(tmp_path, "sample", "churn", "-o", "/proc/nope/x.csv"), "Check that the path")
+    else:
+        assert_one_line_error(mlp(tmp_path, "sample", "churn", "-o", "ro/x.csv"), "Check that the path")
+    (tmp_path / "ro").rmdir()
     assert list(tmp_path.iterdir()) == []
 
 
