@@ -108,15 +108,19 @@ def repro_summary(runs: Sequence[Any], param_changes: Sequence[Any]) -> str:
     return head + f"{len(ran)} of {len(runs)} stages ran in {_duration(total)}."
 
 
+# DESIGN.md's metric names in their documented order; other top-level numbers follow alphabetically.
+METRIC_ORDER = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc",
+                "log_loss", "rmse", "mae", "r2", "mape")
+
+
 def metrics_table(metrics: dict[str, Any]) -> str:
     """The headline test-set metrics beside the naive baseline's, so the lift is visible."""
     baseline = metrics.get("baseline") if isinstance(metrics.get("baseline"), dict) else {}
-    records = [
-        {"metric": k, "value": v, "baseline": baseline.get(k)}
-        for k, v in metrics.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    ]
-    return rows(records, ["metric", "value", "baseline"])
+    numbers = [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    rank = {name: i for i, name in enumerate(METRIC_ORDER)}
+    numbers.sort(key=lambda k: (rank.get(k, len(rank)), k))
+    return rows([{"metric": k, "value": metrics[k], "baseline": baseline.get(k)} for k in numbers],
+                ["metric", "value", "baseline"])
 
 
 def status_text(statuses: Sequence[Any]) -> str:
