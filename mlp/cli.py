@@ -18,12 +18,6 @@ from .errors import EXIT_ERROR, MlpError
 
 DEBUG_FLAG = "--debug"
 
-format_option = click.option(
-    "--format", "fmt", type=click.Choice(["table", "md", "json", "csv"]), default="table", show_default=True,
-    help="Output format.",
-)
-
-
 def _echo_err(text: str) -> None:
     click.echo(text, err=True, color=False if os.environ.get("NO_COLOR") else None)
 
@@ -148,6 +142,18 @@ def sample(name: str, rows: int | None, seed: int, output: Path) -> None:
     _echo_err(f"Wrote {output} ({info.name}: {info.task}, target '{info.target}').")
 
 
+def _failure(exc: Exception) -> tuple[str, str, int]:
+    """Lines to show above the error, the one-line message, and the exit code."""
+    if isinstance(exc, MlpError):
+        return exc.details, exc.message, exc.exit_code
+    if isinstance(exc, OSError):  # a path that cannot be read or written: the user's to fix, not a bug
+        where = f": {exc.filename}" if exc.filename else ""
+        return "", f"{exc.strerror or exc}{where}. Check that the path exists and that you may write there.", EXIT_ERROR
+    # A bug in mlp, or something it did not anticipate.
+    return "", (f"unexpected {type(exc).__name__}: {exc}. Rerun with --debug for the traceback, "
+                "and report it if it looks like a bug in mlp."), EXIT_ERROR
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every failure into one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -167,25 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _echo_err("Error: interrupted; nothing half-written is kept, run the command again to finish.")
         return 130
-    except MlpError as exc:
+    except Exception as exc:
         if debug:
             traceback.print_exc()
-        if exc.details:
-            _echo_err(exc.details)
-        _echo_err(f"Error: {exc.message}")
-        return exc.exit_code
-    except OSError as exc:  # a path that cannot be read or written: the user's to fix, not a bug
-        if debug:
-            traceback.print_exc()
-        where = f": {exc.filename}" if exc.filename else ""
-        _echo_err(f"Error: {exc.strerror or exc}{where}. Check that the path exists and that you may write there.")
-        return EXIT_ERROR
-    except Exception as exc:  # a bug in mlp, or something it did not anticipate
-        if debug:
-            traceback.print_exc()
-        _echo_err(f"Error: unexpected {type(exc).__name__}: {exc}. Rerun with --debug for the traceback, "
-                  "and report it if it looks like a bug in mlp.")
-        return EXIT_ERROR
+        details, message, code = _failure(exc)
+        if details:
+            _echo_err(details)
+        _echo_err(f"Error: {message}")
+        return code
     return 0
 
 

@@ -101,6 +101,8 @@ def init(
         )
     if (path / ".dvc").exists():
         raise UsageError(f"{path} is already a DVC project; run `mlp repro` there, or choose another folder.")
+    if (path / INIT_SAMPLES[sample]).exists():
+        raise UsageError(f"{INIT_SAMPLES[sample]} already exists in {path}; move it away or choose an empty folder.")
     nearest = next(p for p in (path, *path.parents) if p.exists())
     top = git.toplevel(nearest)
     # A folder the enclosing repository ignores (like a scratch or demo folder) gets a repository of its own.
@@ -142,28 +144,21 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
 
     files: list[str] = [".dvc", ".dvcignore"]
     skipped: list[str] = []
-    for name, source in _template_files(template_root()).items():
+    generated = {".gitignore": GITIGNORE, "README.md": README.format(name=path.name)}
+    contents = {name: source.read_text(encoding="utf-8") for name, source in _template_files(template_root()).items()}
+    for name, text in {**contents, **generated}.items():
         target = path / name
         if target.exists():
             skipped.append(name)
             continue
         _mkdirs(target.parent, created)
         created.append(target)
-        shutil.copyfile(source, target)
-        files.append(name)
-    for name, text in ((".gitignore", GITIGNORE), ("README.md", README.format(name=path.name))):
-        if (path / name).exists():
-            skipped.append(name)
-            continue
-        created.append(path / name)
-        write_text_atomic(path / name, text)
+        write_text_atomic(target, text)
         files.append(name)
     if skipped:
         notes.append(f"kept your existing {', '.join(skipped)}; compare them with `mlp init` in an empty folder")
 
     data = INIT_SAMPLES[sample]
-    if (path / data).exists():
-        raise UsageError(f"{data} already exists in {path}; move it away or choose an empty folder.")
     _mkdirs((path / data).parent, created)
     created.append(path / data)
     write_sample(sample, path / data, rows=rows)
