@@ -36,22 +36,38 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path), default=".")
-@click.option("--sample", default="churn", show_default=True, help="Bundled sample to start from.")
+@click.option("--data", type=click.Path(path_type=Path), help="Your data: CSV, Parquet, JSON lines or SQLite.")
+@click.option("--target", help="The column to predict (with --data).")
+@click.option("--task", type=click.Choice(["classification", "regression"]),
+              help="Override the task inferred from the target.")
+@click.option("--table", help="SQLite: the table to read.")
+@click.option("--query", help="SQLite: a SELECT query to read instead of a table.")
+@click.option("--sample", default=None, help="Bundled sample to start from (default: churn, without --data).")
 @click.option("--rows", type=int, default=10_000, show_default=True, help="Rows of sample data to generate.")
 @click.option("--force", is_flag=True, help="Scaffold into a folder that already has files (never overwrites them).")
-def init(path: Path, sample: str, rows: int, force: bool) -> None:
-    """Scaffold a project: git, DVC, stages, params, schema, sample data and a first commit.
+def init(path: Path, data: Path | None, target: str | None, task: str | None, table: str | None,
+         query: str | None, sample: str | None, rows: int, force: bool) -> None:
+    """Scaffold a project: git, DVC, stages, params, a data contract (schema.yaml), the data, a first commit.
+
+    With --data, your file is copied into data/raw/ (the original is never changed) and schema.yaml is
+    inferred from it: each column's kind, range and categories, and which columns to leave out and why.
 
     \b
-    Example:
+    Examples:
       mlp init churn-demo --rows 50000
+      mlp init titanic --data titanic.csv --target Survived
+      mlp init shop --data shop.sqlite --query "SELECT * FROM orders" --target returned
     """
+    from . import render
     from .scaffold import init as scaffold
 
-    result = scaffold(path, sample=sample, rows=rows, force=force)
+    result = scaffold(path, sample=sample, rows=rows, force=force, data=data, target=target, task=task,
+                      table=table, query=query)
     for note in result.notes:
         _echo_err(f"Note: {note}")
     click.echo(f"Created {result.root} ({result.rows} rows in {result.data}, commit {result.commit}).")
+    if result.schema is not None:
+        click.echo(render.schema_summary(result.schema))
     click.echo(f"Next: cd {click.format_filename(str(path))} && mlp repro")
 
 

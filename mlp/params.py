@@ -151,15 +151,31 @@ def set_params(path: Path, overrides: list[str]) -> list[ParamChange]:
     if all(c.old == c.new for c in changes):
         return changes
     for key, new in parsed:
-        *parents, leaf = key.split(".")
-        node = data
-        for part in parents:
-            node = node[part]
-        node[leaf] = new
+        _assign(data, key, new)
+    write_text_atomic(path, _dump(data))
+    return changes
+
+
+def with_values(text: str, values: dict[str, Any]) -> str:
+    """params.yaml text with the dotted keys of `values` set, comments and order kept (used by `mlp init`)."""
+    data = _yaml("rt").load(text)
+    for key, value in values.items():
+        _assign(data, key, value)
+    return _dump(data)
+
+
+def _assign(data: dict, key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+
+
+def _dump(data: Any) -> str:
     buffer = io.StringIO()
     _yaml("rt").dump(data, buffer)
-    write_text_atomic(path, buffer.getvalue())
-    return changes
+    return buffer.getvalue()
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -158,3 +158,20 @@ def dag_mermaid(nodes: Sequence[Any]) -> str:
     lines += [f"  {node.name}" for node in nodes if not node.upstream]
     lines += [f"  {up} --> {node.name}" for node in nodes for up in node.upstream]
     return "\n".join(lines)
+
+
+def schema_summary(schema: Any) -> str:
+    """What `mlp init --data` inferred: the task, the features by kind, and each excluded column with its reason."""
+    if schema.task == "classification":
+        shown = ", ".join(map(str, schema.classes[:8])) + (" ..." if len(schema.classes) > 8 else "")
+        task = f"classification ({len(schema.classes)} classes: {shown})"
+    else:
+        task = "regression"
+    kinds: dict[str, int] = {}
+    for column in schema.features:
+        kinds[column.kind] = kinds.get(column.kind, 0) + 1
+    lines = [f"  target:   {schema.target} -> {task}",
+             f"  features: {len(schema.features)} ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})"]
+    lines += [f"  excluded: {c.name} ({c.reason})" for c in schema.excluded]
+    lines.append("  contract: schema.yaml (edit it to change a kind, a range or what is excluded)")
+    return "\n".join(lines)

@@ -2,17 +2,24 @@
 
 The skeleton is small and fixed, so it is copied from the reference files (this repository's own `stages/`,
 `params.yaml`, `dvc.yaml`, `schema.yaml`; the wheel carries them under `mlp/templates/`), not rendered.
+With `--data`, the user's file is copied into data/raw/, the project's own ingest stage reads it, and
+schema.yaml (and the task-dependent plots of dvc.yaml) are written from what it read.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import dvc_adapter, git
-from .errors import MlpError, UsageError
-from .params import write_text_atomic
+from .datafile import DataSource
+from .errors import DataError, MlpError, UsageError
+from .params import with_values, write_text_atomic
 from .project import PARAMS_FILE, PIPELINE_FILE, SCHEMA_FILE, Project
 
 # Samples with a bundled data contract; other data arrives through schema inference (`--data`).
@@ -44,6 +51,21 @@ Commit `dvc.lock` and `reports/` after a run so that any commit can be reproduce
 """
 
 
+# dvc.yaml's `plots:` for a regression project (the template's are a classification's).
+REGRESSION_PLOTS = """\
+plots:
+  - reports/plots/residuals.csv:
+      template: scatter
+      x: actual
+      y: predicted
+  - reports/plots/importance.csv:
+      template: bar_horizontal
+      x: importance
+      y: feature
+"""
+INGESTED = "data/interim/ingested.parquet"
+
+
 @dataclass
 class InitResult:
     root: Path
@@ -52,6 +74,7 @@ class InitResult:
     rows: int
     skipped: list[str] = field(default_factory=list)  # files that existed and were left alone (--force)
     notes: list[str] = field(default_factory=list)
+    schema: Any = None  # the inferred mlp.schema.Schema, with --data
 
 
 def template_root() -> Path:
@@ -77,12 +100,20 @@ def _existing_files(path: Path) -> list[str]:
 
 def init(
     path: Path,
-    sample: str = "churn",
+    sample: str | None = None,
     rows: int = DEFAULT_ROWS,
     force: bool = False,
+    data: Path | None = None,
+    target: str | None = None,
+    task: str | None = None,
+    table: str | None = None,
+    query: str | None = None,
 ) -> InitResult:
-    """Scaffold a project at `path` and commit it. On any failure, everything created is removed again."""
-    if sample not in INIT_SAMPLES:
+    """Scaffold a project at `path` and commit it: on the bundled sample, or on the user's `data` with the
+    data contract inferred from it. On any failure, everything created is removed again."""
+    source = _check_data_options(sample, data, target, table, query)
+    sample = sample or "churn"
+    if source is None and sample not in INIT_SAMPLES:
         raise UsageError(
             f"--sample {sample}: mlp init has a ready data contract only for {', '.join(INIT_SAMPLES)}; "
             f"for other data write it with `mlp sample {sample} -o FILE` and use --data FILE --target COL."
@@ -101,8 +132,12 @@ def init(
         )
     if (path / ".dvc").exists():
         raise UsageError(f"{path} is already a DVC project; run `mlp repro` there, or choose another folder.")
-    if (path / INIT_SAMPLES[sample]).exists():
-        raise UsageError(f"{INIT_SAMPLES[sample]} already exists in {path}; move it away or choose an empty folder.")
+    raw = f"data/raw/{source.path.name}" if source else INIT_SAMPLES[sample]
+    if (path / raw).exists():
+        raise UsageError(f"{raw} already exists in {path}; move it away or choose an empty folder.")
+    if source and any((path / name).exists() for name in (PARAMS_FILE, SCHEMA_FILE, PIPELINE_FILE)):
+        raise UsageError(f"{path} already has a params.yaml, schema.yaml or dvc.yaml; mlp init --data writes its "
+                         "own from your data: move them away or choose an empty folder.")
     nearest = next(p for p in (path, *path.parents) if p.exists())
     top = git.toplevel(nearest)
     # A folder the enclosing repository ignores (like a scratch or demo folder) gets a repository of its own.
@@ -115,11 +150,29 @@ def init(
     created: list[Path] = []  # undone in reverse order if anything fails
     try:
         _mkdirs(path, created)
-        result = _scaffold(path, sample, rows, created, new_repo=top != path)
+        result = _scaffold(path, sample, rows, created, new_repo=top != path, raw=raw, source=source,
+                           target=target, task=task)
     except BaseException:
         _undo(created)
         raise
     return result
+
+
+def _check_data_options(sample: str | None, data: Path | None, target: str | None, table: str | None,
+                        query: str | None) -> DataSource | None:
+    """The user's data file as ingest will read it (None for a sample); option mistakes as UsageError."""
+    from .datafile import inspect
+
+    if data is None:
+        given = [name for name, value in (("--target", target), ("--table", table), ("--query", query)) if value]
+        if given:
+            raise UsageError(f"{', '.join(given)} need --data FILE: the data file to build the pipeline on.")
+        return None
+    if sample:
+        raise UsageError("--sample and --data exclude each other; pass one of them.")
+    if not target:
+        raise UsageError(f"--data {data} needs --target COL: the column the model should predict.")
+    return inspect(data.expanduser().resolve(), table, query)
 
 
 def _mkdirs(folder: Path, created: list[Path]) -> None:
@@ -130,9 +183,8 @@ def _mkdirs(folder: Path, created: list[Path]) -> None:
         created.append(item)
 
 
-def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo: bool) -> InitResult:
-    from .samples import write_sample
-
+def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo: bool, raw: str,
+              source: DataSource | None, target: str | None, task: str | None) -> InitResult:
     notes: list[str] = []
     if new_repo:
         created.append(path / ".git")
@@ -142,11 +194,51 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
     created.append(path / ".dvc")
     dvc_adapter.init(path)
 
-    files: list[str] = [".dvc", ".dvcignore"]
-    skipped: list[str] = []
-    generated = {".gitignore": GITIGNORE, "README.md": README.format(name=path.name)}
     contents = {name: source.read_text(encoding="utf-8") for name, source in _template_files(template_root()).items()}
-    for name, text in {**contents, **generated}.items():
+    if source:
+        ingest = {f"ingest.{key}": value for key, value in {**source.ingest, "path": raw}.items()}
+        contents[PARAMS_FILE] = with_values(contents[PARAMS_FILE], ingest)
+        # schema.yaml and the plots of dvc.yaml come from the data: written after ingest has read it.
+        later = {name: contents.pop(name) for name in (SCHEMA_FILE, PIPELINE_FILE)}
+    generated = {".gitignore": GITIGNORE, "README.md": README.format(name=path.name)}
+    files, skipped = _write_new(path, {**contents, **generated}, created)
+    if skipped:
+        notes.append(f"kept your existing {', '.join(skipped)}; compare them with `mlp init` in an empty folder")
+
+    _mkdirs((path / raw).parent, created)
+    created.append(path / raw)
+    schema = None
+    if source:
+        from .schema import to_yaml
+
+        shutil.copyfile(source.path, path / raw)  # a copy: the user's file is never touched
+        schema, rows = _infer_contract(path, source, raw, target, task, created)
+        later[PIPELINE_FILE] = _pipeline_for(later[PIPELINE_FILE], schema.task)
+        later[SCHEMA_FILE] = to_yaml(schema, source.path.name)
+        files += _write_new(path, later, created)[0]
+        notes += source.notes
+        label = f"mlp init: pipeline on {source.path.name}, target {target}"
+    else:
+        from .samples import write_sample
+
+        write_sample(sample, path / raw, rows=rows)
+        label = f"mlp init: {sample} sample pipeline"
+    for pointer in (path / f"{raw}.dvc", (path / raw).parent / ".gitignore"):
+        if not pointer.exists():
+            created.append(pointer)
+    dvc_adapter.add(Project(path), raw)
+    files += [".dvc", ".dvcignore", f"{raw}.dvc", str(Path(raw).parent / ".gitignore")]
+
+    if not git.has_identity(path):
+        notes.append("git has no user.name/user.email here; the first commit is authored as 'mlp' — set yours with git config")
+    sha = git.commit(path, files, label)
+    return InitResult(path, sha, raw, rows, skipped, notes, schema)
+
+
+def _write_new(path: Path, contents: dict[str, str], created: list[Path]) -> tuple[list[str], list[str]]:
+    """Write each file that does not exist yet; return (written, skipped) names."""
+    written, skipped = [], []
+    for name, text in contents.items():
         target = path / name
         if target.exists():
             skipped.append(name)
@@ -154,24 +246,42 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
         _mkdirs(target.parent, created)
         created.append(target)
         write_text_atomic(target, text)
-        files.append(name)
-    if skipped:
-        notes.append(f"kept your existing {', '.join(skipped)}; compare them with `mlp init` in an empty folder")
+        written.append(name)
+    return written, skipped
 
-    data = INIT_SAMPLES[sample]
-    _mkdirs((path / data).parent, created)
-    created.append(path / data)
-    write_sample(sample, path / data, rows=rows)
-    for pointer in (path / f"{data}.dvc", (path / data).parent / ".gitignore"):
-        if not pointer.exists():
-            created.append(pointer)
-    dvc_adapter.add(Project(path), data)
-    files += [f"{data}.dvc", str(Path(data).parent / ".gitignore")]
 
-    if not git.has_identity(path):
-        notes.append("git has no user.name/user.email here; the first commit is authored as 'mlp' — set yours with git config")
-    sha = git.commit(path, files, f"mlp init: {sample} sample pipeline")
-    return InitResult(path, sha, data, rows, skipped, notes)
+def _infer_contract(path: Path, source: DataSource, raw: str, target: str, task: str | None,
+                    created: list[Path]) -> tuple[Any, int]:
+    """Run the project's own ingest stage on the copied data and infer the schema from what it read.
+
+    The ingest output is removed afterwards: the first `mlp repro` makes it again, tracked by DVC.
+    """
+    import pyarrow.parquet as pq
+
+    from .schema import infer
+
+    _mkdirs(path / Path(INGESTED).parent, created)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run([sys.executable, "stages/ingest.py"], cwd=path, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        message = lines[-1] if lines else f"the ingest stage exited with code {proc.returncode}"
+        raise DataError(message.removeprefix("ingest: ").replace(raw, str(source.path)))
+    table = pq.ParquetFile(path / INGESTED).read()
+    if table.num_rows == 0:
+        raise DataError(f"{source.path} has no data rows; pass a file with a header row and data rows.")
+    schema = infer(table, target, task)
+    rows = table.num_rows
+    del table
+    shutil.rmtree(path / Path(INGESTED).parent)
+    return schema, rows
+
+
+def _pipeline_for(text: str, task: str) -> str:
+    """dvc.yaml for the task: a regression project plots residuals instead of a confusion matrix and ROC."""
+    if task != "regression":
+        return text
+    return text[: text.index("\nplots:\n") + 1] + REGRESSION_PLOTS
 
 
 def _undo(created: list[Path]) -> None:

@@ -11,8 +11,9 @@ Featurizer turns raw rows (the columns of schema.yaml) into a table of float32 f
 Everything learned from data (quantiles, fill values, categories) is fitted on the TRAINING rows
 only, saved as plain JSON, and applied unchanged to test rows and to new rows at prediction time.
 
-The bundle (the `models/` directory) holds meta.json, featurizer.json, the model file and a copy
-of this file, so it is self-contained: `load_bundle("models").predict(raw_rows)` gives predictions
+The bundle (the `models/` directory) holds meta.json, featurizer.json, the model file, schema.yaml
+(the data contract it was trained under: predict and serve check rows against it) and a copy of
+this file, so it is self-contained: `load_bundle("models").predict(raw_rows)` gives predictions
 for raw rows, exactly as evaluate computed them (no train/serve skew).
 Model files: XGBoost's own JSON format (no code in it); scikit-learn models are pickled with joblib,
 so their sha256 is recorded in meta.json and checked before anything is unpickled.
@@ -33,6 +34,7 @@ import pyarrow.compute as pc
 FORMAT_VERSION = 1
 DATETIME_PARTS = ("year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour", "minute")
 IMPUTE = ("median", "mean", "zero", "none")
+SCHEMA_FILE = "schema.yaml"
 MODEL_KINDS = ("xgboost", "random_forest", "logistic", "linear")
 OTHER, MISSING = "__other__", "__missing__"
 _BOOL_WORDS = {"true": 1.0, "false": 0.0, "t": 1.0, "f": 0.0, "yes": 1.0, "no": 0.0,
@@ -292,6 +294,8 @@ def save_bundle(folder, featurizer, model, kind, task, target, classes=None):
     with open(os.path.join(folder, "featurizer.json"), "w", encoding="utf-8") as f:
         json.dump(featurizer.to_dict(), f, indent=2, sort_keys=True)
     shutil.copyfile(os.path.abspath(__file__), os.path.join(folder, "features.py"))
+    # The data contract travels with the model: predict and serve check incoming rows against it.
+    shutil.copyfile(SCHEMA_FILE, os.path.join(folder, "schema.yaml"))
     meta = {
         "format_version": FORMAT_VERSION,
         "task": task,
@@ -313,7 +317,7 @@ def save_bundle(folder, featurizer, model, kind, task, target, classes=None):
 class Bundle:
     """Featurizer + model: raw rows in, predictions out."""
 
-    def __init__(self, meta, featurizer, model):
+    def __init__(self, meta, featurizer, model, path="models"):
         self.meta = meta
         self.featurizer = featurizer
         self.model = model
@@ -324,6 +328,15 @@ class Bundle:
         self.input_kinds = {c["name"]: c["kind"] for c in meta["input_columns"]}  # name -> schema kind
         self.input_columns = list(self.input_kinds)
         self.feature_names = list(meta["feature_names"])
+        self.path = path
+
+    @property
+    def schema(self):
+        """The data contract (schema.yaml) the model was trained under, as a dict."""
+        import yaml
+
+        with open(os.path.join(self.path, "schema.yaml"), encoding="utf-8") as f:
+            return yaml.safe_load(f)
 
     def missing_columns(self, raw_df):
         """Input columns absent from `raw_df` (predict treats them as all missing: say so to users)."""
@@ -398,4 +411,4 @@ def load_bundle(path="models"):
             # Parallel prediction sums the trees in whatever order the threads finish, which can
             # change the last bits of the probabilities; one thread keeps predictions reproducible.
             model.set_params(n_jobs=1)
-    return Bundle(meta, featurizer, model)
+    return Bundle(meta, featurizer, model, path)
