@@ -269,7 +269,7 @@ def _infer_contract(path: Path, source: DataSource, raw: str, target: str, task:
         raise DataError(message.removeprefix("ingest: ").replace(raw, str(source.path)))
     table = pq.ParquetFile(path / INGESTED).read()
     if table.num_rows == 0:
-        raise DataError(f"{source.path} has no data rows; pass a file with a header row and data rows.")
+        raise DataError(f"{source.path} has a header but no data rows; pass a file with data rows under its header.")
     schema = infer(table, target, task)
     rows = table.num_rows
     del table
