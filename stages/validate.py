@@ -2,7 +2,10 @@
 
 Rules, per column: missing_column, extra_column, type (values that are not of the declared kind),
 nullable (missing values where nullable: false), categories (values outside the listed ones),
-min and max (numbers out of range).
+min and max (numbers out of range). Columns with role: excluded never reach the model: they must be
+there, but their values are not checked for type, categories or range. Text in a datetime column is
+converted (with the column's `format:` if schema.yaml gives one); a value that does not parse breaks
+rule type. Keys such as `observed:` and `reason:` are notes for people and are ignored here.
 
 Param validate.policy says what happens when rules are broken:
 - fail: print one line per broken rule to stderr and exit 1; the data is not passed on.
@@ -10,14 +13,18 @@ Param validate.policy says what happens when rules are broken:
         report, and go on.
 - warn: report, keep every row; values that are not of the declared type become missing.
 A column of schema.yaml that is missing from the data fails under every policy: no row can fix it.
-Either way reports/validation.json says what was found (row numbers count from 0, header excluded).
+Either way reports/validation.json says what was found (row numbers count from 0, header excluded),
+and, under "ingest", what ingest.py dropped or fixed before: rows of the raw file skipped for a wrong
+number of fields, and renamed headers. Skipped lines break no rule (the contract is about columns),
+but validate warns about them.
 """
+import json
 import sys
 
 import numpy as np
 import pandas as pd
 
-from common import copy_file, load_params, load_schema, read_parquet, write_json, write_parquet
+from common import copy_file, load_params, load_schema, read_table, write_json, write_parquet
 
 IN = "data/interim/ingested.parquet"
 OUT = "data/interim/validated.parquet"
@@ -45,6 +52,8 @@ def check_column(s, spec):
     converted = None
     if spec.get("nullable", True) is False and nulls.any():
         found.append(("nullable", "no missing values allowed", nulls))
+    if spec.get("role") == "excluded":  # never given to the model: only its presence matters
+        kind = None
 
     if kind in ("numeric", "integer"):
         x = s
@@ -61,12 +70,22 @@ def check_column(s, spec):
             if spec.get("max") is not None:
                 found.append(("max", f"values above {spec['max']}", values > spec["max"]))
     elif kind == "boolean" and not pd.api.types.is_bool_dtype(s):
-        x = s.astype("string").str.strip().str.lower().map(BOOL_WORDS)
+        if pd.api.types.is_numeric_dtype(s):  # 1/0, read as 1.0/0.0 when the column has missing values
+            x = s.map({1: True, 0: False})
+        else:
+            x = s.astype("string").str.strip().str.lower().map(BOOL_WORDS)
         found.append(("type", "expected boolean", (x.isna().to_numpy() & ~nulls)))
         converted = x.astype("boolean")
     elif kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(s):
-        converted = pd.to_datetime(s, errors="coerce")
-        found.append(("type", "expected datetime", converted.isna().to_numpy() & ~nulls))
+        # Without a format pandas takes it from the first value; a value in another format breaks the rule
+        # (and schema.yaml can give the column a `format:`, e.g. "%d/%m/%Y").
+        fmt = spec.get("format")
+        try:
+            converted = pd.to_datetime(s, errors="coerce", format=fmt)
+        except ValueError:  # offsets that differ between values (+01:00, +02:00): one timeline, in UTC
+            converted = pd.to_datetime(s, errors="coerce", format=fmt, utc=True)
+        found.append(("type", f"expected datetime{f' ({fmt})' if fmt else ''}",
+                      converted.isna().to_numpy() & ~nulls))
     elif kind == "categorical" and spec.get("categories"):
         allowed = spec["categories"]
         ok = s.isin(allowed).to_numpy()
@@ -76,13 +95,26 @@ def check_column(s, spec):
     return [(rule, detail, mask) for rule, detail, mask in found if mask.any()], converted
 
 
+def ingest_report(table):
+    """What ingest.py dropped or fixed (its parquet metadata), or None for data that ingest.py did not write."""
+    raw = (table.schema.metadata or {}).get(b"mlp.ingest")
+    if raw is None:
+        return None
+    info = json.loads(raw)
+    return {"renamed_columns": info.get("renamed_columns", {}),
+            "skipped_lines": info.get("skipped_lines", {"count": 0, "examples": []})}
+
+
 def main():
     policy = load_params("validate").get("policy", "fail")
     if policy not in POLICIES:
         sys.exit(f"validate: validate.policy is {policy!r}; use fail, drop or warn")
     schema = load_schema()
     columns = schema.get("columns") or {}
-    df = read_parquet(IN)
+    table = read_table(IN)
+    ingest = ingest_report(table)
+    df = table.to_pandas()
+    del table  # the pandas copy is all that is needed from here on
     n = len(df)
 
     violations = []  # what the report lists
@@ -112,7 +144,14 @@ def main():
             df[name] = converted
             changed = True
 
-    report = {"policy": policy, "rows_in": n, "passed": not violations, "violations": violations}
+    report = {"policy": policy, "rows_in": n, "passed": not violations, "violations": violations,
+              "ingest": ingest}
+    skipped = (ingest or {}).get("skipped_lines") or {}
+    if skipped.get("count"):
+        e = (skipped.get("examples") or [{}])[0]
+        example = f", e.g. {'line ' + str(e['line']) + ': ' if e.get('line') else ''}{e['text']!r}" if e else ""
+        print(f"validate: warning: ingest skipped {skipped['count']} rows of the raw data with the wrong number "
+              f"of fields{example}; see {REPORT}", file=sys.stderr)
     fatal = 0
     for v in violations:
         is_fatal = policy == "fail" or v["rule"] == "missing_column"  # no dropped row fixes a missing column
