@@ -90,7 +90,7 @@ def check_column(s, spec):
         allowed = spec["categories"]
         ok = s.isin(allowed).to_numpy()
         if not ok[~nulls].all():  # 1 and "1" are the same category
-            ok |= s.astype("string").isin([str(c) for c in allowed]).to_numpy(dtype=bool, na_value=False)
+            ok = ok | s.astype("string").isin([str(c) for c in allowed]).to_numpy(dtype=bool, na_value=False)
         found.append(("categories", f"allowed: {', '.join(map(str, allowed))}", ~ok & ~nulls))
     return [(rule, detail, mask) for rule, detail, mask in found if mask.any()], converted
 

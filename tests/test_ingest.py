@@ -441,6 +441,22 @@ def test_validate_converts_datetime_strings_and_names_the_bad_ones(tmp_path: Pat
     assert not (root / "data/interim/validated.parquet").exists()
 
 
+def test_validate_drop_policy_drops_unknown_categories(tmp_path: Path) -> None:
+    schema = {"columns": {"plan": {"kind": "categorical", "categories": ["basic", "pro"]},
+                          "level": {"kind": "categorical", "categories": ["1", "2"]}}}
+    data = b"plan,level\nbasic,1\n gold,2\npro,3\n"
+    root = make_project(tmp_path / "p", "d.csv", data, schema=schema, policy="drop")
+    stage(root, "ingest")
+    assert types(root)["level"] == "int64"  # compared with the categories "1" and "2" as text
+    stage(root, "validate")
+    out = pd.read_parquet(root / "data/interim/validated.parquet")
+    assert out["plan"].tolist() == ["basic"] and out["level"].tolist() == [1]
+    report = json.loads((root / "reports/validation.json").read_text())
+    found = {(v["column"], v["rule"]): (v["count"], v["examples"]) for v in report["violations"]}
+    assert found == {("plan", "categories"): (1, [{"row": 1, "value": "gold"}]),
+                     ("level", "categories"): (1, [{"row": 2, "value": 3}])}
+
+
 def test_validate_report_has_ingest_key_with_renamed_columns(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p", "d.csv", b" a ,b\n1,2\n", schema={"columns": {
         "a": {"kind": "integer"}, "b": {"kind": "integer"}}})
