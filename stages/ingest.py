@@ -186,7 +186,8 @@ def read_csv(path, params):
     bad_lines = params.get("bad_lines") or "skip"
     if bad_lines not in ("skip", "fail"):
         fail(f"ingest.bad_lines is {bad_lines!r}; set it in params.yaml to skip or fail")
-    check_text(path, "utf-8" if encoding == "utf8" else encoding)
+    label = "utf-8" if encoding == "utf8" else encoding  # the codec name Python and users know
+    check_text(path, label)
 
     bad = BadLines("skip" if bad_lines == "skip" else "error")
     read = pv.ReadOptions(encoding=encoding)
@@ -196,7 +197,7 @@ def read_csv(path, params):
         table = pv.read_csv(path, read, parse, convert)
     except (pa.ArrowInvalid, UnicodeError) as e:
         if bad.count and bad_lines == "fail":
-            first = find_bad_lines(path, read, parse, bad.expected, 1)[0]
+            first = (find_bad_lines(path, read, parse, bad.expected, 1) or [{"line": "?", "text": ""}])[0]
             fail(f"line {first['line']} of {path} does not have the {bad.expected} fields of the header: "
                  f"{first['text']!r}; fix that row, or set ingest.bad_lines: skip in params.yaml to skip such rows")
         if "Empty CSV file" in str(e):
@@ -206,8 +207,8 @@ def read_csv(path, params):
     # Bytes that are not valid text come back as a binary column instead of an error.
     for name, type_ in zip(table.column_names, table.schema.types):
         if pa.types.is_binary(type_) or pa.types.is_large_binary(type_):
-            fail(f"{path} is not a text CSV file in {read.encoding}: column {name!r} holds bytes that are not "
-                 f"{read.encoding} text; if it is Latin-1 text set ingest.encoding: latin-1 in params.yaml")
+            fail(f"{path} is not a text CSV file in {label}: column {name!r} holds bytes that are not "
+                 f"{label} text; if it is Latin-1 text set ingest.encoding: latin-1 in params.yaml")
     if table.num_rows == 0 and bad.count:
         fail(f"none of the {bad.count} data rows of {path} has the {bad.expected} fields of its header; "
              f"check ingest.delimiter ({delimiter!r}) in params.yaml")
@@ -353,7 +354,7 @@ def read_source(params):
     """Read and tidy the raw data that the ingest params describe. The returned Table carries what was
     done in its schema metadata (key mlp.ingest); nothing is written."""
     path = params.get("path") or "data/raw/churn.csv"
-    fmt = params.get("format") or "auto"
+    fmt = str(params.get("format") or "auto").lower()
     check_file(path)
     if fmt == "auto":
         fmt = detect_format(path)
@@ -388,7 +389,10 @@ def main():
         table = read_source(params)
     except (pa.ArrowException, OSError, sqlite3.Error, UnicodeError) as e:  # anything not foreseen above
         fail(f"cannot read {params.get('path')}: {e}")
-    write_parquet(table, OUT)
+    try:
+        write_parquet(table, OUT)
+    except OSError as e:
+        fail(f"cannot write {OUT}: {e}")
     info = json.loads(table.schema.metadata[b"mlp.ingest"])
     notes = ""
     if info["skipped_lines"]["count"]:

@@ -233,7 +233,7 @@ BAD_FILES = [
     ("latin-1 declared utf-8", "d.csv", "name\nJosé\n".encode("latin-1"), {},
      ["not a text CSV file in utf-8", "ingest.encoding: latin-1"]),
     ("latin-1 deep in the file", "d.csv", b"name\n" + b"abc\n" * 30000 + "José\n".encode("latin-1"), {},
-     ["not a text CSV file in utf8", "column 'name'", "ingest.encoding: latin-1"]),
+     ["not a text CSV file in utf-8", "column 'name'", "ingest.encoding: latin-1"]),
     ("unknown extension", "d.xlsx", b"PK\x03\x04", {}, ["cannot tell the format", "ingest.format"]),
     ("unknown format", "d.csv", b"a\n1\n", {"format": "excel"}, ["ingest.format is 'excel'"]),
     ("unknown encoding", "d.csv", b"a\n1\n", {"encoding": "klingon"}, ["'klingon'", "not a known text encoding"]),
