@@ -24,6 +24,7 @@ MAX_LISTED = 50  # categorical columns with at most this many values get `catego
 MAX_CLASSES_INT = 10  # an integer target with at most this many values is a class label, not a quantity
 TEXT_MIN_LENGTH = 30  # mean length of a free-text value (with spaces in it)
 HIGH_CARDINALITY = 0.5  # distinct values per non-missing value above which a text column is not a category
+ID_UNIQUE_SHARE = 0.95  # of the rows: an id column repeats only where rows are duplicated
 ID_NAME = re.compile(r"(^|[^a-z])(id|key|uuid|guid|index)$|^unnamed: ?\d+$|ID$|Id$", re.IGNORECASE)
 BOOL_WORDS = {"true", "false", "t", "f", "yes", "no", "y", "n"}
 DATE_LIKE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$")
@@ -147,9 +148,9 @@ def _infer_column(col: Any, name: str) -> Column:
         column.observed = [lo, hi]
         if kind != "datetime" and lo >= 0:
             column.min = 0  # a count, price or age stays non-negative; the upper end is left open
-        if kind == "integer" and distinct == present and _looks_like_id(name, lo, hi, present):
+        if kind == "integer" and _looks_like_id(name, lo, hi, distinct, present):
             column.kind, column.min, column.observed = "identifier", None, None
-            return _exclude(column, "an identifier: a different number in every row, no signal to learn")
+            return _exclude(column, "an identifier: a different number in (nearly) every row, no signal to learn")
     elif kind == "boolean":
         pass
     elif kind == "text":
@@ -194,9 +195,12 @@ def _all_dates(values: Any) -> bool:
     return bool(parsed.notna().all())
 
 
-def _looks_like_id(name: str, lo: Any, hi: Any, present: int) -> bool:
-    """An integer column unique per row is an identifier if its name says so or it counts rows (1..n)."""
-    return bool(ID_NAME.search(name.strip())) or (hi - lo + 1 == present)
+def _looks_like_id(name: str, lo: Any, hi: Any, distinct: int, present: int) -> bool:
+    """An integer column is an identifier if it is (nearly: duplicated rows repeat ids) unique per row and its
+    name says so, or it is unique and counts the rows (1..n)."""
+    if distinct == present and hi - lo + 1 == present:
+        return True
+    return distinct >= ID_UNIQUE_SHARE * present and bool(ID_NAME.search(name.strip()))
 
 
 def _sorted_values(col: Any) -> list[Any]:
