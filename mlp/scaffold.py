@@ -124,6 +124,8 @@ def init(
     if path.exists() and not path.is_dir():
         raise UsageError(f"{path} is a file; give a folder for the new project.")
     existing = _existing_files(path)
+    if source and source.path.parent == path and source.path.name in existing:
+        existing.remove(source.path.name)  # `mlp init --data x.csv` in the folder that holds x.csv
     if existing and not force:
         shown = ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
         raise UsageError(
@@ -201,6 +203,10 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
         # schema.yaml and the plots of dvc.yaml come from the data: written after ingest has read it.
         later = {name: contents.pop(name) for name in (SCHEMA_FILE, PIPELINE_FILE)}
     generated = {".gitignore": GITIGNORE, "README.md": README.format(name=path.name)}
+    if source and source.path.parent == path:
+        # The original stays where it was; the pipeline reads its DVC-tracked copy. Keep the original out of git.
+        generated[".gitignore"] += f"/{source.path.name}\n"
+        notes.append(f"your {source.path.name} stays where it is (ignored by git); the pipeline reads its copy {raw}")
     files, skipped = _write_new(path, {**contents, **generated}, created)
     if skipped:
         notes.append(f"kept your existing {', '.join(skipped)}; compare them with `mlp init` in an empty folder")
@@ -212,7 +218,7 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
         from .schema import to_yaml
 
         shutil.copyfile(source.path, path / raw)  # a copy: the user's file is never touched
-        schema, rows = _infer_contract(path, source, raw, target, task, created)
+        schema, rows = _infer_contract(path, source, raw, target, task, created, notes)
         later[PIPELINE_FILE] = _pipeline_for(later[PIPELINE_FILE], schema.task)
         later[SCHEMA_FILE] = to_yaml(schema, source.path.name)
         files += _write_new(path, later, created)[0]
@@ -251,7 +257,7 @@ def _write_new(path: Path, contents: dict[str, str], created: list[Path]) -> tup
 
 
 def _infer_contract(path: Path, source: DataSource, raw: str, target: str, task: str | None,
-                    created: list[Path]) -> tuple[Any, int]:
+                    created: list[Path], notes: list[str]) -> tuple[Any, int]:
     """Run the project's own ingest stage on the copied data and infer the schema from what it read.
 
     The ingest output is removed afterwards: the first `mlp repro` makes it again, tracked by DVC.
@@ -268,6 +274,7 @@ def _infer_contract(path: Path, source: DataSource, raw: str, target: str, task:
         message = lines[-1] if lines else f"the ingest stage exited with code {proc.returncode}"
         raise DataError(message.removeprefix("ingest: ").replace(raw, str(source.path)))
     table = pq.ParquetFile(path / INGESTED).read()
+    notes += _ingest_notes(table.schema.metadata or {})
     if table.num_rows == 0:
         raise DataError(f"{source.path} has a header but no data rows; pass a file with data rows under its header.")
     schema = infer(table, target, task)
@@ -275,6 +282,26 @@ def _infer_contract(path: Path, source: DataSource, raw: str, target: str, task:
     del table
     shutil.rmtree(path / Path(INGESTED).parent)
     return schema, rows
+
+
+def _ingest_notes(metadata: dict[bytes, bytes]) -> list[str]:
+    """What ingest fixed while reading (its metadata), for the user to see at init."""
+    import json
+
+    info = json.loads(metadata.get(b"mlp.ingest", b"{}"))
+    notes = []
+    renamed = info.get("renamed_columns") or {}
+    if renamed:
+        shown = ", ".join(f"{old!r} -> {new!r}" for old, new in list(renamed.items())[:4])
+        notes.append(f"cleaned {len(renamed)} header names ({shown}{' ...' if len(renamed) > 4 else ''})")
+    skipped = info.get("skipped_lines") or {}
+    if skipped.get("count"):
+        first = (skipped.get("examples") or [{}])[0]
+        rows = "a row" if skipped["count"] == 1 else f"{skipped['count']} rows"
+        notes.append(f"skipped {rows} with the wrong number of fields (first: line "
+                     f"{first.get('line', '?')}: {first.get('text', '')!r}); they are listed in reports/validation.json "
+                     "after `mlp repro`")
+    return notes
 
 
 def _pipeline_for(text: str, task: str) -> str:

@@ -360,7 +360,7 @@ DVC_YAML = """
 stages:
   ingest:
     cmd: python stages/ingest.py
-    deps: [stages/ingest.py, stages/common.py, data/raw/shop.db]
+    deps: [stages/ingest.py, stages/sources.py, stages/common.py, data/raw/shop.db]
     params: [ingest.path, ingest.format, ingest.delimiter, ingest.encoding, ingest.null_values,
              ingest.bad_lines, ingest.table, ingest.query]
     outs: [data/interim/ingested.parquet]

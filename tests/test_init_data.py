@@ -252,3 +252,13 @@ def test_a_regression_parquet_file_gets_residual_plots(tmp_path):
     assert mlp(root, "repro").code == 0
     metrics = read_json(root / "reports/metrics.json")
     assert metrics["r2"] > 0.8 and (root / "reports/plots/residuals.csv").exists()
+
+
+def test_init_in_the_folder_that_holds_the_data_file(tmp_path):
+    data = write_csv(tmp_path / "buy.csv", ["age", "plan", "bought"],
+                     [[r["age"], r["plan"], r["bought"]] for r in customers(60)])
+    result = mlp(tmp_path, "init", "--data", "buy.csv", "--target", "bought")  # PATH defaults to "."
+    assert result.code == 0, result.err
+    assert "stays where it is" in result.err
+    assert (tmp_path / "data/raw/buy.csv").read_bytes() == data.read_bytes()
+    assert git(tmp_path, "status", "--porcelain") == ""  # the original is ignored, everything else committed
