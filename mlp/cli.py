@@ -42,11 +42,12 @@ def cli() -> None:
               help="Override the task inferred from the target.")
 @click.option("--table", help="SQLite: the table to read.")
 @click.option("--query", help="SQLite: a SELECT query to read instead of a table.")
-@click.option("--sample", default=None, help="Bundled sample to start from (default: churn, without --data).")
-@click.option("--rows", type=int, default=10_000, show_default=True, help="Rows of sample data to generate.")
+@click.option("--sample", default=None,
+              help="Bundled sample to start from: churn (the default without --data), iris, wine, breast_cancer, diabetes.")
+@click.option("--rows", type=int, default=None, help="Rows of sample data to generate (churn: 10000).")
 @click.option("--force", is_flag=True, help="Scaffold into a folder that already has files (never overwrites them).")
 def init(path: Path, data: Path | None, target: str | None, task: str | None, table: str | None,
-         query: str | None, sample: str | None, rows: int, force: bool) -> None:
+         query: str | None, sample: str | None, rows: int | None, force: bool) -> None:
     """Scaffold a project: git, DVC, stages, params, a data contract (schema.yaml), the data, a first commit.
 
     With --data, your file is copied into data/raw/ (the original is never changed) and schema.yaml is
@@ -55,6 +56,7 @@ def init(path: Path, data: Path | None, target: str | None, task: str | None, ta
     \b
     Examples:
       mlp init churn-demo --rows 50000
+      mlp init wine-demo --sample wine
       mlp init titanic --data titanic.csv --target Survived
       mlp init shop --data shop.sqlite --query "SELECT * FROM orders" --target returned
     """

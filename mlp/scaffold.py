@@ -101,7 +101,7 @@ def _existing_files(path: Path) -> list[str]:
 def init(
     path: Path,
     sample: str | None = None,
-    rows: int = DEFAULT_ROWS,
+    rows: int | None = None,
     force: bool = False,
     data: Path | None = None,
     target: str | None = None,
@@ -111,13 +111,20 @@ def init(
 ) -> InitResult:
     """Scaffold a project at `path` and commit it: on the bundled sample, or on the user's `data` with the
     data contract inferred from it. On any failure, everything created is removed again."""
+    from .samples import SAMPLES, write_sample
+
+    if data is None and sample in SAMPLES and sample not in INIT_SAMPLES:
+        # A sample without a bundled contract goes the way of the user's own data: its contract is inferred.
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="mlp-sample-") as tmp:
+            info = write_sample(sample, Path(tmp) / f"{sample}.csv", rows=rows)
+            return init(path, force=force, data=Path(tmp) / f"{sample}.csv", target=target or info.target, task=task)
     source = _check_data_options(sample, data, target, table, query)
     sample = sample or "churn"
     if source is None and sample not in INIT_SAMPLES:
-        raise UsageError(
-            f"--sample {sample}: mlp init has a ready data contract only for {', '.join(INIT_SAMPLES)}; "
-            f"for other data write it with `mlp sample {sample} -o FILE` and use --data FILE --target COL."
-        )
+        raise UsageError(f"--sample {sample}: unknown sample; samples are: {', '.join(SAMPLES)}.")
+    rows = DEFAULT_ROWS if rows is None else rows
     if rows < 1:
         raise UsageError(f"--rows {rows}: give a positive number of rows.")
     path = path.resolve()

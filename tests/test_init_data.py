@@ -262,3 +262,13 @@ def test_init_in_the_folder_that_holds_the_data_file(tmp_path):
     assert "stays where it is" in result.err
     assert (tmp_path / "data/raw/buy.csv").read_bytes() == data.read_bytes()
     assert git(tmp_path, "status", "--porcelain") == ""  # the original is ignored, everything else committed
+
+
+@pytest.mark.parametrize("sample, target, task", [("iris", "species", "classification"),
+                                                  ("diabetes", "progression", "regression")])
+def test_samples_without_a_bundled_contract_get_an_inferred_one(tmp_path, sample, target, task):
+    result = mlp(tmp_path, "init", "proj", "--sample", sample)
+    assert result.code == 0, result.err
+    schema = yaml.safe_load((tmp_path / "proj/schema.yaml").read_text())
+    assert (schema["target"], schema["task"]) == (target, task)
+    assert (tmp_path / f"proj/data/raw/{sample}.csv.dvc").exists()
