@@ -6,6 +6,9 @@
 3. pipeline  the whole pipeline, cold, on the churn sample (1M rows): `mlp repro` against
              bench/baseline_pipeline.py, the same work written as one plain pandas/scikit-learn/xgboost
              script. Wall time and peak memory of each; mlp's per-stage times.
+4. init data `mlp init --data` on the churn sample written as a CSV file (1M rows), against git + DVC
+             doing the irreducible part by hand; and the ingest stage's reader against a bare
+             `pyarrow.csv.read_csv` of the same file (bench/init_data.py).
 
 Results: a table on stdout, bench/out/results.json, and the results section of BENCHMARKS.md (full
 run only; `--quick` leaves BENCHMARKS.md alone). Everything generated goes under bench/out/.
@@ -13,10 +16,8 @@ run only; `--quick` leaves BENCHMARKS.md alone). Everything generated goes under
     .venv/bin/python bench/run.py            # the full run
     .venv/bin/python bench/run.py --quick    # smoke run: 100k rows, fewer repeats
 
-Peak memory is the largest sum, over the processes of the measured process tree alive at one moment,
-of each one's own peak RSS (sampled every 50 ms with psutil and /proc/PID/status; for `mlp repro`: mlp
-itself, which holds DVC, plus the stage process it is running). The largest RSS of any single process
-(getrusage of a fresh wrapper process) is recorded beside it.
+This file runs the benchmarks and writes the report; bench/measure.py measures the commands (wall time,
+peak memory of the process tree, other work on the machine).
 """
 
 from __future__ import annotations
@@ -32,35 +33,18 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-BIN = Path(sys.executable).parent  # .venv/bin: `make bench` runs .venv/bin/python
-MLP = str(BIN / "mlp")
-DVC = str(BIN / "dvc")
-PYTHON = sys.executable
-BASELINE_SCRIPT = ROOT / "bench" / "baseline_pipeline.py"
-POLL_SECONDS = 0.05
-MB = 1024 * 1024
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+import init_data
+from measure import (DISTURBED_SHARE, DVC, MB, MLP, OUT, PYTHON, ROOT, Measurement, Result, alternate, disturbed,
+                     measure, pick, run)
 
-# Runs `cmd` (argv[2:]) with its output in the file argv[1], then prints its wall time, the largest RSS of
-# any process in its tree and their CPU time (getrusage counts every descendant that was waited for).
-WRAPPER = """
-import json, resource, subprocess, sys, time
-with open(sys.argv[1], "wb") as log:
-    started = time.perf_counter()
-    code = subprocess.call(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - started
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"returncode": code, "seconds": seconds, "maxrss": usage.ru_maxrss * 1024,
-                  "cpu_s": usage.ru_utime + usage.ru_stime}))
-"""
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+BASELINE_SCRIPT = ROOT / "bench" / "baseline_pipeline.py"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 @dataclass
@@ -69,85 +53,18 @@ class Sizes:
     help_runs: int
     noop_runs: int
     rounds: int  # of the whole pipeline, baseline and mlp alternated
+    init_rounds: int  # of `mlp init --data`, baseline and mlp alternated
+    read_runs: int  # timed reads of the CSV by each side: ingest's reader and pyarrow's
 
 
-FULL = Sizes(rows=1_000_000, help_runs=10, noop_runs=7, rounds=3)
-QUICK = Sizes(rows=100_000, help_runs=5, noop_runs=3, rounds=1)
+FULL = Sizes(rows=1_000_000, help_runs=10, noop_runs=7, rounds=3, init_rounds=3, read_runs=11)
+QUICK = Sizes(rows=100_000, help_runs=5, noop_runs=3, rounds=1, init_rounds=1, read_runs=3)
 NOOP_ROWS = 2000
-DISTURBED_SHARE = 0.1  # of the machine's CPU time, used by other work during a measurement
 BASELINE_STEP = {"ingest": "read", "prepare": "clean"}  # mlp stage -> the baseline script's step
 
 
-@dataclass
-class Result:
-    """One benchmark figure: `value` against `baseline`, and whether it meets its target."""
-
-    name: str
-    measure: str  # what `value` is, e.g. "median wall s"
-    value: float
-    baseline: float
-    baseline_name: str
-    target: str  # in words, e.g. "ratio <= 1.15"
-    met: bool
-
-    @property
-    def ratio(self) -> float:
-        return self.value / self.baseline
-
-
-@dataclass
-class Measurement:
-    """What `measure()` saw of one command: wall time, memory, and per-stage figures for `mlp repro`."""
-
-    seconds: float
-    tree_peak: int  # bytes: the largest sum of the peak RSS of the processes alive at one moment
-    single_peak: int  # bytes: the largest RSS of any one process (getrusage)
-    cpu_s: float  # CPU time (user + system) of the command's processes
-    other_cpu_s: float  # CPU time the rest of the machine used meanwhile: other work disturbs the figures
-    log: str
-    stages: dict[str, dict[str, float]] = field(default_factory=dict)  # per stage: script_s, rss, tree_rss
-
-
 # ---------------------------------------------------------------------------------------------
-# Running commands
-
-
-def bench_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DVC_NO_ANALYTICS="1",
-        GIT_AUTHOR_NAME="mlp bench", GIT_AUTHOR_EMAIL="bench@example.com",
-        GIT_COMMITTER_NAME="mlp bench", GIT_COMMITTER_EMAIL="bench@example.com",
-        PATH=os.pathsep.join([str(BIN), env.get("PATH", "")]),  # `python` in stage commands: this venv
-    )
-    return env
-
-
-def run(cmd: list[str], cwd: Path) -> str:
-    """Run a command that must succeed; return its output."""
-    proc = subprocess.run(cmd, cwd=cwd, env=bench_env(), capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"bench: `{' '.join(cmd)}` failed in {cwd} (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    return proc.stdout + proc.stderr
-
-
-def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
-    """Wall time of one run of `cmd` (which must succeed), and its output."""
-    started = time.perf_counter()
-    output = run(cmd, cwd)
-    return time.perf_counter() - started, output
-
-
-def alternate(commands: dict[str, list[str]], runs: int, cwd: Path) -> dict[str, list[float]]:
-    """Run the commands in turn, `runs` times each, after one untimed warm-up run of each."""
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    wait_for_quiet()
-    for name, cmd in commands.items():
-        timed(cmd, cwd)
-    for _ in range(runs):
-        for name, cmd in commands.items():
-            times[name].append(timed(cmd, cwd)[0])
-    return times
+# The benchmarks (`mlp init --data`: bench/init_data.py)
 
 
 def new_project(path: Path, rows: int) -> Path:
@@ -158,124 +75,6 @@ def new_project(path: Path, rows: int) -> Path:
     run(["git", "init", "-q"], path)
     run([MLP, "init", ".", "--rows", str(rows)], path)
     return path
-
-
-def _stage_of(proc: psutil.Process) -> str | None:
-    """The stage name if `proc` runs `python stages/NAME.py`."""
-    try:
-        for arg in proc.cmdline():
-            m = re.search(r"stages/(\w+)\.py$", arg)
-            if m:
-                return m.group(1)
-    except psutil.Error:
-        pass
-    return None
-
-
-def busy_cpu_s() -> float:
-    """CPU seconds the machine has spent busy since boot (all cores), plus those the hypervisor gave to others."""
-    t = psutil.cpu_times()
-    return sum(getattr(t, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
-
-
-def wait_for_quiet(max_wait_s: float = 60.0, busy_share: float = 0.15) -> None:
-    """Wait (at most `max_wait_s`) until the machine is mostly idle, so that other work on it does not
-    end up in the figures; say so if it never gets there."""
-    deadline = time.perf_counter() + max_wait_s
-    while True:
-        busy = psutil.cpu_percent(interval=1.0) / 100
-        if busy <= busy_share:
-            return
-        if time.perf_counter() > deadline:
-            print(f"bench: warning: the machine is still {busy:.0%} busy with other work; measuring anyway",
-                  flush=True)
-            return
-
-
-def peak_rss(proc: psutil.Process) -> int:
-    """The process's own peak RSS so far (VmHWM in /proc/PID/status: exact, not sampled), or its
-    current RSS where the kernel does not say."""
-    try:
-        with open(f"/proc/{proc.pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return proc.memory_info().rss
-
-
-class TreeSampler:
-    """Samples the memory of a process's descendants every POLL_SECONDS: the largest sum, over the
-    processes alive at one moment, of each one's peak RSS so far; and per stage (a `python
-    stages/NAME.py` process) its own peak RSS, the tree's figure while it ran and its lifetime.
-
-    Summing each process's own peak (rather than its RSS at the sampling moment) catches a spike
-    between two samples; it can only over-state the true simultaneous peak of several processes,
-    and is exact for a single one."""
-
-    def __init__(self, pid: int) -> None:
-        self.parent = psutil.Process(pid)
-        self.tree_peak = 0
-        self.stages: dict[str, dict[str, float]] = {}
-        self._names: dict[tuple[int, float], str | None] = {}  # (pid, create time) -> stage name
-
-    def sample(self) -> None:
-        try:
-            procs = self.parent.children(recursive=True)
-        except psutil.Error:
-            return
-        total, running = 0, set()
-        for proc in procs:
-            try:
-                rss = peak_rss(proc)
-                key = (proc.pid, proc.create_time())
-            except psutil.Error:  # it ended between listing and reading
-                continue
-            total += rss
-            if key not in self._names:
-                self._names[key] = _stage_of(proc)
-            name = self._names[key]
-            if name:
-                now = time.perf_counter()
-                stage = self.stages.setdefault(name, {"start": now, "end": now, "rss": 0, "tree_rss": 0})
-                stage["end"] = now
-                stage["rss"] = max(stage["rss"], rss)
-                running.add(name)
-        for name in running:
-            self.stages[name]["tree_rss"] = max(self.stages[name]["tree_rss"], total)
-        self.tree_peak = max(self.tree_peak, total)
-
-    def stage_figures(self) -> dict[str, dict[str, float]]:
-        return {name: {"script_s": s["end"] - s["start"], "rss": s["rss"], "tree_rss": s["tree_rss"]}
-                for name, s in self.stages.items()}
-
-
-def measure(cmd: list[str], cwd: Path, log: Path) -> Measurement:
-    """Run `cmd` in a fresh wrapper process, sampling its process tree every 50 ms."""
-    wait_for_quiet()
-    machine_before, own_before = busy_cpu_s(), psutil.Process().cpu_times()
-    wrapper = subprocess.Popen([PYTHON, "-c", WRAPPER, str(log), *cmd], cwd=cwd, env=bench_env(),
-                               stdout=subprocess.PIPE, text=True)
-    sampler = TreeSampler(wrapper.pid)  # the wrapper itself is not counted: only what it runs
-    while wrapper.poll() is None:
-        sampler.sample()
-        time.sleep(POLL_SECONDS)
-    report = json.loads(wrapper.stdout.read())
-    own_after = psutil.Process().cpu_times()
-    sampling_s = own_after.user + own_after.system - own_before.user - own_before.system
-    other_cpu_s = max(busy_cpu_s() - machine_before - report["cpu_s"] - sampling_s, 0.0)
-    text = log.read_text(encoding="utf-8", errors="replace")
-    if report["returncode"] != 0:
-        sys.exit(f"bench: `{' '.join(cmd)}` failed in {cwd} (exit {report['returncode']}):\n{text[-3000:]}")
-    # getrusage's figure is exact for the largest single process: the tree's peak is at least that.
-    tree_peak = max(sampler.tree_peak, report["maxrss"])
-    return Measurement(report["seconds"], tree_peak, report["maxrss"], report["cpu_s"], other_cpu_s,
-                       text, sampler.stage_figures())
-
-
-# ---------------------------------------------------------------------------------------------
-# The benchmarks
 
 
 def bench_help(sizes: Sizes) -> tuple[Result, dict]:
@@ -317,17 +116,6 @@ def parse_steps(output: str) -> dict[str, float]:
 def read_metrics(path: Path) -> dict[str, float]:
     metrics = json.loads(path.read_text())
     return {k: round(v, 6) for k, v in metrics.items() if isinstance(v, float)}
-
-
-def disturbed(m: Measurement) -> bool:
-    """Whether other work on the machine took more than a tenth of the CPU time there was during `m`."""
-    return m.other_cpu_s > DISTURBED_SHARE * m.seconds * (os.cpu_count() or 1)
-
-
-def pick(runs: list[Measurement]) -> Measurement:
-    """The fastest run that other work did not disturb; if every run was disturbed, the least disturbed."""
-    quiet = [m for m in runs if not disturbed(m)]
-    return min(quiet, key=lambda m: m.seconds) if quiet else min(runs, key=lambda m: m.other_cpu_s)
 
 
 def bench_pipeline(sizes: Sizes) -> tuple[list[Result], dict]:
@@ -412,7 +200,7 @@ def results_table(results: list[Result]) -> list[str]:
     lines = ["| benchmark | measure | mlp | baseline | ratio | target | met |", "|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r.name} | {r.measure} | {fmt(r.value)} | {fmt(r.baseline)} ({r.baseline_name}) "
-                     f"| {r.ratio:.3f} | {r.target} | {'yes' if r.met else '**no**'} |")
+                     f"| {r.ratio:.3f} | {r.target} | {'—' if r.met is None else 'yes' if r.met else '**no**'} |")
     return lines
 
 
@@ -434,6 +222,7 @@ def stage_table(pipe: dict) -> list[str]:
 
 
 def runs_line(pipe: dict) -> str:
+    """Every round of a benchmark that alternates mlp and its baseline (`pipe`: its details)."""
     def runs(name: str) -> str:
         return ", ".join(f"{r['seconds']:.1f} s / {r['tree_peak_mb']:.0f} MB ({r['other_cpu_s']:.0f})"
                          for r in pipe["runs"][name])
@@ -445,6 +234,43 @@ def runs_line(pipe: dict) -> str:
             f"mlp {runs('mlp')}; "
             f"baseline {runs('baseline')}. Reported: the fastest undisturbed run of each (if none, the least "
             f"disturbed).{warning}")
+
+
+def init_data_lines(found: dict) -> list[str]:
+    """`mlp init --data` beside its baseline, and ingest's reader beside pyarrow's."""
+    init, ingest = found["init"], found["ingest"]
+    steps = ", ".join(f"{name.replace('_', ' ')} {seconds:.2f} s" for name, seconds in init["baseline_steps"].items())
+    median, rate = ingest["median_s"], {side: ingest["rows"] / s for side, s in ingest["median_s"].items()}
+    fastest = ingest["fastest_s"]
+    process = init["ingest_process"]
+    return [
+        f"### `mlp init --data` on a {init['rows']:,}-row CSV ({init['csv_mb']:.0f} MB)",
+        "",
+        f"The ingest stage, which `mlp init` runs as a process of its own, took about {fmt(process['seconds'])} s "
+        f"and peaked at {process['peak_mb']:.0f} MB; the rest of mlp's wall time is its own process (git and DVC "
+        f"set-up, the copy of the file, reading the ingested rows back to infer schema.yaml, `dvc add`, the commit). "
+        f"The baseline's steps: {steps}.",
+        f"Largest RSS of a single process: mlp {init['single_process_peak_mb']['mlp']:.0f} MB, baseline "
+        f"{init['single_process_peak_mb']['baseline']:.0f} MB. CPU time: mlp {init['cpu_s']['mlp']:.1f} s, baseline "
+        f"{init['cpu_s']['baseline']:.1f} s.",
+        runs_line(init),
+        "",
+        f"Ingest throughput on the same file ({ingest['rows']:,} rows), each run a fresh process in the project, the "
+        f"two alternated, median of {len(ingest['runs']['ingest'])} each: `read_source` {median['ingest']:.3f} s "
+        f"({rate['ingest'] / 1e6:.3f} M rows/s, peak RSS {ingest['peak_mb']['ingest']:.0f} MB), `pyarrow.csv.read_csv` "
+        f"{median['pyarrow']:.3f} s ({rate['pyarrow'] / 1e6:.3f} M rows/s, peak RSS {ingest['peak_mb']['pyarrow']:.0f} MB). "
+        f"Fastest run of each: {fastest['ingest']:.3f} s and {fastest['pyarrow']:.3f} s (ratio "
+        f"{fastest['pyarrow'] / fastest['ingest']:.3f}). "
+        f"The whole stage, `python stages/ingest.py` (start-up and imports, read, tidy, write the parquet file): "
+        f"median {ingest['stage_s']:.2f} s, peak {ingest['stage_peak_mb']:.0f} MB. Other processes used "
+        f"{ingest['other_cpu_s']:.0f} of the {ingest['available_cpu_s']:.0f} CPU s there were during these runs."
+        + (f" **Disturbed:** more than {DISTURBED_SHARE:.0%}; the medians are less reliable than usual."
+           if ingest["disturbed"] else ""),
+    ]
+
+
+def reads_line(ingest: dict, side: str) -> str:
+    return ", ".join(f"{t:.3f} ({k:.2f})" for t, k in zip(ingest["runs"][side], ingest["system_s"][side]))
 
 
 def markdown(results: list[Result], details: dict, info: dict, command: str, date: str) -> str:
@@ -470,12 +296,17 @@ def markdown(results: list[Result], details: dict, info: dict, command: str, dat
         f"{metrics['baseline'].get('roc_auc')} (baseline), log_loss {metrics['mlp'].get('log_loss')} vs "
         f"{metrics['baseline'].get('log_loss')} (the training rows are in a different order, so the trees differ slightly).",
         "",
+        *init_data_lines(details["init_data"]),
+        "",
         "### Every timed run, seconds",
         "",
         f"- `mlp --help`: {', '.join(f'{t:.3f}' for t in details['help']['runs']['mlp'])}",
         f"- `python -c pass`: {', '.join(f'{t:.3f}' for t in details['help']['runs']['python'])}",
         f"- no-op `mlp repro`: {', '.join(f'{t:.3f}' for t in details['noop']['runs']['mlp'])}",
         f"- no-op `dvc repro`: {', '.join(f'{t:.3f}' for t in details['noop']['runs']['dvc'])}",
+        f"- ingest `read_source` (in brackets: kernel CPU s): {reads_line(details['init_data']['ingest'], 'ingest')}",
+        f"- `pyarrow.csv.read_csv` (same): {reads_line(details['init_data']['ingest'], 'pyarrow')}",
+        f"- `python stages/ingest.py`: {', '.join(f'{t:.2f}' for t in details['init_data']['ingest']['stage_runs'])}",
     ]
     return "\n".join(lines)
 
@@ -494,10 +325,10 @@ def update_benchmarks_md(section: str) -> None:
 
 def print_results(results: list[Result], details: dict) -> None:
     print()
-    print(f"{'benchmark':<16} {'measure':<20} {'mlp':>9} {'baseline':>9} {'ratio':>6}  target")
+    print(f"{'benchmark':<20} {'measure':<20} {'mlp':>9} {'baseline':>9} {'ratio':>6}  target")
     for r in results:
-        print(f"{r.name:<16} {r.measure:<20} {r.value:>9.3f} {r.baseline:>9.3f} {r.ratio:>6.3f}  "
-              f"{r.target}: {'met' if r.met else 'MISSED'}")
+        met = "" if r.met is None else ": met" if r.met else ": MISSED"
+        print(f"{r.name:<20} {r.measure:<20} {r.value:>9.3f} {r.baseline:>9.3f} {r.ratio:>6.3f}  {r.target}{met}")
     print()
     print("\n".join(stage_table(details["pipeline"])))
 
@@ -518,9 +349,11 @@ def main() -> None:
     noop_result, noop_details = bench_noop(sizes)
     print(f"bench: whole pipeline on {sizes.rows:,} rows ...", flush=True)
     pipe_results, pipe_details = bench_pipeline(sizes)
+    print(f"bench: mlp init --data on {sizes.rows:,} rows, and ingest against pyarrow ...", flush=True)
+    init_results, init_details = init_data.bench(sizes.rows, sizes.init_rounds, sizes.read_runs)
 
-    results = [help_result, noop_result, *pipe_results]
-    details = {"help": help_details, "noop": noop_details, "pipeline": pipe_details}
+    results = [help_result, noop_result, *pipe_results, *init_results]
+    details = {"help": help_details, "noop": noop_details, "pipeline": pipe_details, "init_data": init_details}
     info = machine()
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     report = {
