@@ -191,7 +191,11 @@ def _all_dates(values: Any) -> bool:
     """Whether every value parses as a date the way the validate stage will parse it."""
     import pandas as pd
 
-    parsed = pd.to_datetime(pd.Series(values.to_pylist(), dtype="string"), errors="coerce")
+    text = pd.Series(values.to_pylist(), dtype="string")
+    try:
+        parsed = pd.to_datetime(text, errors="coerce")
+    except ValueError:  # offsets that differ between values: validate reads them as one timeline in UTC
+        parsed = pd.to_datetime(text, errors="coerce", utc=True)
     return bool(parsed.notna().all())
 
 
