@@ -198,10 +198,6 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
     if new_repo:
         created.append(path / ".git")
         git.init(path)
-    if not (path / ".dvcignore").exists():
-        created.append(path / ".dvcignore")
-    created.append(path / ".dvc")
-    dvc_adapter.init(path)
 
     contents = {name: source.read_text(encoding="utf-8") for name, source in _template_files(template_root()).items()}
     if source:
@@ -236,6 +232,11 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
 
         write_sample(sample, path / raw, rows=rows)
         label = f"mlp init: {sample} sample pipeline"
+    # DVC comes last: importing it costs memory that the ingest process above should not have to share.
+    if not (path / ".dvcignore").exists():
+        created.append(path / ".dvcignore")
+    created.append(path / ".dvc")
+    dvc_adapter.init(path)
     for pointer in (path / f"{raw}.dvc", (path / raw).parent / ".gitignore"):
         if not pointer.exists():
             created.append(pointer)

@@ -135,16 +135,22 @@ def _infer_column(col: Any, name: str) -> Column:
     column = Column(name, kind, nullable=nulls > 0)
     if present == 0:
         return _exclude(column, "all values missing")
-    distinct = pc.count_distinct(col).as_py()
-    if kind == "categorical":
+    if kind in ("numeric", "integer", "datetime", "boolean"):
+        # min and max tell a constant column; counting distinct values (slow on a million floats) is left
+        # to the kinds that need it.
+        lo, hi = (_plain(v) for v in pc.min_max(col).values())
+        if lo == hi:
+            return _constant(column, lo, nulls)
+        distinct = pc.count_distinct(col).as_py() if kind == "integer" else None
+    else:
+        distinct = pc.count_distinct(col).as_py()
         kind = column.kind = _text_kind(col, distinct, present)
-    if distinct == 1:
-        value = _plain(pc.min_max(col)["min"]) if kind != "categorical" else col.drop_null()[0].as_py()
-        also = " (or missing)" if nulls else ""
-        return _exclude(column, f"constant: every row is {value!r}{also}, nothing to learn from")
+        if distinct == 1:
+            return _constant(column, col.drop_null()[0].as_py(), nulls)
+        if kind == "datetime":  # dates written as text: their range as written
+            lo, hi = (_plain(v) for v in pc.min_max(col).values())
 
     if kind in ("numeric", "integer", "datetime"):
-        lo, hi = (_plain(v) for v in pc.min_max(col).values())
         column.observed = [lo, hi]
         if kind != "datetime" and lo >= 0:
             column.min = 0  # a count, price or age stays non-negative; the upper end is left open
@@ -165,6 +171,11 @@ def _infer_column(col: Any, name: str) -> Column:
     elif distinct <= MAX_LISTED:
         column.categories = _sorted_values(col)
     return column
+
+
+def _constant(column: Column, value: Any, nulls: int) -> Column:
+    also = " (or missing)" if nulls else ""
+    return _exclude(column, f"constant: every row is {value!r}{also}, nothing to learn from")
 
 
 def _text_kind(col: Any, distinct: int, present: int) -> str:
