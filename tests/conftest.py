@@ -20,6 +20,9 @@ os.environ.update(
         "GIT_COMMITTER_NAME": "Test",
         "GIT_COMMITTER_EMAIL": "test@example.com",
         "NO_COLOR": "1",
+        # scikit-learn's HistGradientBoosting (a yardstick in some tests) spins OpenMP threads on every core; on a
+        # busy 2-core runner that turns seconds into minutes. Results do not depend on the thread count.
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
     }
 )
 
