@@ -13,7 +13,8 @@ where each comes from) in a temporary folder:
    seconds since 1970, everything else as float. Scored with the metric functions of the project's
    own stages/evaluate.py.
 
-The primary metric decides: roc_auc for classification (higher is better), rmse for regression
+The primary metric decides: roc_auc for classification (higher is better; log_loss, lower is better,
+where evaluate.py leaves roc_auc undefined because a class has no test rows), rmse for regression
 (lower is better). mlp fails a dataset when it is worse than HGB by more than the tolerance:
 one standard error of the paired difference (mlp - HGB) of that metric, estimated by a bootstrap
 over the test rows (both models' predictions on the same resampled rows), and never less than
@@ -25,10 +26,12 @@ per cent of rmse, on thousands of rows a few thousandths of AUC.
     .venv/bin/python bench/quality.py titanic hitters      # some of them (QUALITY.md left alone)
     .venv/bin/python bench/quality.py -S train.min_child_weight=5   # try a param change everywhere
     .venv/bin/python bench/quality.py --data my.csv --target y      # any other file
+    .venv/bin/python bench/quality.py --splits 4           # and on 4 more random splits: luck or not?
     .venv/bin/python bench/quality.py --keep /tmp/q        # keep the projects for a closer look
 
-Exit code: 0 when mlp is at least as good as HGB (within the tolerance) everywhere, 1 when it is
-worse somewhere, 2 when `mlp init` or `mlp repro` failed on a dataset (the error is printed).
+Exit code, from the default split only: 0 when mlp is at least as good as HGB (within the tolerance)
+everywhere, 1 when it is worse somewhere, 2 when `mlp init` or `mlp repro` failed on a dataset (the
+error is printed).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,13 +65,11 @@ START, END = "<!-- quality:start -->", "<!-- quality:end -->"
 SEED = 0  # HGB's random_state (it only matters where HGB early-stops: more than 10,000 training rows)
 BOOTSTRAP = 1000  # resamples of the test rows for the standard error of the difference
 PRIMARY = {"classification": "roc_auc", "regression": "rmse"}
-HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "balanced_accuracy": True, "log_loss": False,
-                    "rmse": False, "r2": True, "mae": False}
 SHOWN = {"classification": ["roc_auc", "accuracy", "balanced_accuracy", "log_loss"],
          "regression": ["rmse", "r2", "mae"]}
 # The tolerance is never below this: xgboost's row and column subsampling alone moves the metric by
 # about this much when only its seed changes.
-MIN_TOL = {"roc_auc": 0.002, "rmse": 0.005}  # roc_auc: absolute; rmse: relative to HGB's rmse
+MIN_TOL = {"roc_auc": 0.002, "log_loss": 0.005, "rmse": 0.005}  # rmse: relative to HGB's rmse
 HGB_MAX_CATEGORIES = 255  # HGB's native categorical support takes at most max_bins (255) categories
 
 
@@ -328,14 +330,22 @@ def auc(y: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean(per_class))
 
 
+def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+    """log_loss as sklearn computes it (probabilities clipped to [eps, 1 - eps])."""
+    eps = np.finfo(proba.dtype).eps
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], eps, 1 - eps))))
+
+
 def rmse(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.sqrt(np.mean((y - pred) ** 2)))
 
 
 def primary_delta(s: Scored) -> tuple[str, float, float]:
     """(metric, delta, tolerance): delta is how much better mlp is than HGB (negative: worse), in the
-    metric's units for roc_auc and as a share of HGB's rmse for rmse."""
+    metric's units for roc_auc and log_loss, and as a share of HGB's rmse for rmse."""
     metric = PRIMARY[s.task]
+    if metric == "roc_auc" and (s.mlp.get(metric) is None or s.hgb.get(metric) is None):
+        metric = "log_loss"  # evaluate.py leaves roc_auc undefined when a class has no test rows
     rng = np.random.default_rng(0)
     n = len(s.y)
     deltas = []
@@ -344,12 +354,16 @@ def primary_delta(s: Scored) -> tuple[str, float, float]:
         y = s.y[rows]
         if metric == "roc_auc":
             deltas.append(auc(y, s.mlp_pred[rows]) - auc(y, s.hgb_pred[rows]))
+        elif metric == "log_loss":
+            deltas.append(log_loss(y, s.hgb_pred[rows]) - log_loss(y, s.mlp_pred[rows]))
         else:
             base = rmse(y, s.hgb_pred[rows])
             deltas.append((base - rmse(y, s.mlp_pred[rows])) / base if base > 0 else 0.0)
     se = float(np.nanstd(deltas))
     if metric == "roc_auc":
         delta = s.mlp[metric] - s.hgb[metric]
+    elif metric == "log_loss":
+        delta = s.hgb[metric] - s.mlp[metric]
     else:
         delta = (s.hgb[metric] - s.mlp[metric]) / s.hgb[metric]
     return metric, delta, max(se, MIN_TOL[metric])
@@ -369,14 +383,16 @@ class Outcome:
     error: str | None = None
     timings: dict = field(default_factory=dict)
     schema: dict = field(default_factory=dict)
+    splits: list = field(default_factory=list)  # (split.seed, delta, tolerance) of --splits
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.delta >= -self.tol
 
 
-def check(ds: Dataset, parent: Path, overrides: list[str] = ()) -> Outcome:
-    """Build the project for `ds` in `parent` and compare it with HGB."""
+def check(ds: Dataset, parent: Path, overrides: list[str] = (), splits: int = 0) -> Outcome:
+    """Build the project for `ds` in `parent` and compare it with HGB; with `splits`, also on that many
+    other splits of the same rows (split.seed 1, 2, ...: `mlp repro -S split.seed=N`)."""
     out = Outcome(ds)
     try:
         out.timings = build_project(ds, parent, overrides)
@@ -387,7 +403,32 @@ def check(ds: Dataset, parent: Path, overrides: list[str] = ()) -> Outcome:
     out.schema = read_schema(project)
     out.scored = score(project)
     out.metric, out.delta, out.tol = primary_delta(out.scored)
+    for seed in range(1, splits + 1):
+        try:
+            run_mlp(["repro", "-S", f"split.seed={seed}"], project)
+        except MlpFailed as e:
+            out.error = str(e)
+            return out
+        _, delta, tol = primary_delta(score(project))
+        out.splits.append((seed, delta, tol))
     return out
+
+
+def splits_table(outcomes: list[Outcome]) -> list[str]:
+    """--splits: the primary metric's margin over HGB on every split, and how often mlp was behind."""
+    lines = ["| dataset | metric | mean margin over HGB | behind on | worse than the tolerance on | margins "
+             "(split.seed 42, 1, 2, ...) |", "|---|---|---|---|---|---|"]
+    for o in outcomes:
+        if o.error or not o.splits:
+            continue
+        margins = [(o.delta, o.tol)] + [(d, t) for _, d, t in o.splits]
+        scale, unit = (1, "") if o.metric != "rmse" else (100, "%")
+        shown = ", ".join(f"{scale * d:+.{1 if unit else 4}f}{unit}" for d, _ in margins)
+        mean = f"{scale * np.mean([d for d, _ in margins]):+.{2 if unit else 4}f}{unit}"
+        lines.append(f"| {o.ds.name} | {o.metric} | {mean} "
+                     f"| {sum(d < 0 for d, _ in margins)} of {len(margins)} "
+                     f"| {sum(d < -t for d, t in margins)} of {len(margins)} | {shown} |")
+    return lines
 
 
 def schema_note(schema: dict) -> str:
@@ -428,8 +469,8 @@ def table(outcomes: list[Outcome]) -> list[str]:
             delta = None if m is None or h is None else m - h
             verdict = ""
             if metric == o.metric:
-                if metric == "roc_auc":
-                    ahead, tol = f"{o.delta:+.4f}", f"{o.tol:.4f}"
+                if metric in ("roc_auc", "log_loss"):
+                    ahead, tol = f"{o.delta:+.4f}{' of log_loss' * (metric == 'log_loss')}", f"{o.tol:.4f}"
                 else:
                     ahead, tol = f"{100 * o.delta:+.1f}% of HGB's rmse", f"{100 * o.tol:.1f}%"
                 verdict = f"{'ok' if o.ok else '**WORSE**'}: mlp ahead by {ahead} (tolerance {tol})"
@@ -450,8 +491,13 @@ def markdown(outcomes: list[Outcome], command: str, seconds: float) -> str:
     lines = [f"Recorded {date} with `{command}` at revision {rev} ({seconds:.0f} s; scikit-learn "
              f"{sklearn.__version__}, xgboost {xgboost.__version__}).", "",
              "delta = mlp − HGB (for log_loss, rmse and mae lower is better, so a negative delta is mlp ahead). "
-             "check: the primary metric (roc_auc, rmse) with its tolerance.", "", *table(outcomes), "",
-             "What `mlp init` inferred (schema.yaml):", ""]
+             "check: the primary metric (roc_auc, or log_loss where roc_auc is undefined; rmse) with its tolerance.",
+             "", *table(outcomes), ""]
+    if any(o.splits for o in outcomes):
+        lines += ["The primary metric on other random splits of the same rows (`--splits`: "
+                  "`mlp repro -S split.seed=N`); margin: how much better mlp is than HGB (rmse: as a share of HGB's).",
+                  "", *splits_table(outcomes), ""]
+    lines += ["What `mlp init` inferred (schema.yaml):", ""]
     for o in outcomes:
         if o.error:
             lines.append(f"- **{o.ds.name}**: failed:\n\n```\n{o.error[-3000:]}\n```")
@@ -480,10 +526,13 @@ def main() -> int:
     parser.add_argument("--task", choices=["classification", "regression"], help="--task for --data")
     parser.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a params.yaml change for every project (`mlp repro -S`); repeatable")
+    parser.add_argument("--splits", type=int, default=0, metavar="N",
+                        help="also compare on N other random splits (split.seed=1..N): is a margin luck?")
     parser.add_argument("--keep", type=Path, help="build the projects in this folder and keep them")
     parser.add_argument("--write", action="store_true",
                         help="rewrite bench/QUALITY.md even for a partial run or with -S")
     args = parser.parse_args()
+    warnings.filterwarnings("ignore", module="sklearn")  # e.g. a class without test rows: said in the table
 
     if args.data:
         if not args.target:
@@ -502,16 +551,18 @@ def main() -> int:
             parent = args.keep / ds.name
             shutil.rmtree(parent, ignore_errors=True)
             parent.mkdir(parents=True)
-            outcomes.append(check(ds, parent, args.overrides))
+            outcomes.append(check(ds, parent, args.overrides, args.splits))
         else:
             with tempfile.TemporaryDirectory(prefix=f"mlp-quality-{ds.name}-") as tmp:
-                outcomes.append(check(ds, Path(tmp), args.overrides))
+                outcomes.append(check(ds, Path(tmp), args.overrides, args.splits))
         o = outcomes[-1]
         status = "FAILED" if o.error else ("ok" if o.ok else "WORSE")
         print(f"quality: {ds.name}: {status}", file=sys.stderr, flush=True)
     seconds = time.perf_counter() - started
 
     print("\n".join(table(outcomes)))
+    if args.splits:
+        print("\n" + "\n".join(splits_table(outcomes)))
     for o in outcomes:
         if o.error:
             print(f"\n{o.ds.name}: {o.error}")
