@@ -38,24 +38,30 @@ def rounded(x):
 def classification_metrics(y, proba):
     """y: true labels as 0..k-1; proba: (rows, k) probabilities."""
     k = proba.shape[1]
-    labels = np.arange(k)
     pred = proba.argmax(axis=1)
+    # Macro averages run over the classes in the test rows or the predictions (scikit-learn's default), so a
+    # rare class with no test rows does not count as a zero, as it does not in balanced_accuracy either.
     m = {
         "accuracy": skm.accuracy_score(y, pred),
         "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
-        "precision_macro": skm.precision_score(y, pred, labels=labels, average="macro", zero_division=0),
-        "recall_macro": skm.recall_score(y, pred, labels=labels, average="macro", zero_division=0),
-        "f1_macro": skm.f1_score(y, pred, labels=labels, average="macro", zero_division=0),
-        "log_loss": skm.log_loss(y, proba, labels=labels),
+        "precision_macro": skm.precision_score(y, pred, average="macro", zero_division=0),
+        "recall_macro": skm.recall_score(y, pred, average="macro", zero_division=0),
+        "f1_macro": skm.f1_score(y, pred, average="macro", zero_division=0),
+        "log_loss": skm.log_loss(y, proba, labels=np.arange(k)),
+        "roc_auc": roc_auc(y, proba),
     }
-    try:
-        if k == 2:
-            m["roc_auc"] = skm.roc_auc_score(y, proba[:, 1])
-        else:
-            m["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels)
-    except ValueError:  # a class is absent from the test set: AUC is undefined
-        m["roc_auc"] = float("nan")
     return {name: rounded(v) for name, v in m.items()}
+
+
+def roc_auc(y, proba):
+    """Binary: AUC of the positive class. Multi-class: one-vs-rest AUC averaged over the classes that
+    have test rows (a class with none has no AUC; leaving it out keeps the metric defined)."""
+    if proba.shape[1] == 2:
+        return skm.roc_auc_score(y, proba[:, 1]) if len(np.unique(y)) == 2 else float("nan")
+    present = np.unique(y)
+    if len(present) < 2:
+        return float("nan")
+    return float(np.mean([skm.roc_auc_score(y == c, proba[:, c]) for c in present]))
 
 
 def regression_metrics(y, pred):

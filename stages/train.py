@@ -32,7 +32,7 @@ def make_model(kind, task, p, rows):
 
         cls = xgboost.XGBClassifier if task == "classification" else xgboost.XGBRegressor
         return cls(n_estimators=p.get("n_estimators", 200), max_depth=p.get("max_depth", 6),
-                   learning_rate=p.get("learning_rate", 0.1), subsample=p.get("subsample", 1.0),
+                   learning_rate=p.get("learning_rate", 0.05), subsample=p.get("subsample", 1.0),
                    colsample_bytree=p.get("colsample_bytree", 1.0),
                    min_child_weight=p.get("min_child_weight", 1), tree_method="hist", random_state=seed,
                    # xgboost's hist gives byte-identical models for any thread count (checked with
