@@ -239,3 +239,16 @@ def pick(runs: list[Measurement]) -> Measurement:
     """The fastest run that other work did not disturb; if every run was disturbed, the least disturbed."""
     quiet = [m for m in runs if not disturbed(m)]
     return min(quiet, key=lambda m: m.seconds) if quiet else min(runs, key=lambda m: m.other_cpu_s)
+
+
+def replace_section(path: Path, start: str, end: str, section: str, title: str) -> None:
+    """Replace the text between the `start` and `end` markers of a markdown file (append a Results section with
+    the markers if they are absent): how run.py and quality.py record their figures."""
+    text = path.read_text(encoding="utf-8") if path.exists() else f"# {title}\n"
+    block = f"{start}\n{section}\n{end}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + f"\n\n## Results\n\n{block}\n"
+    path.write_text(text, encoding="utf-8")

@@ -508,14 +508,9 @@ def markdown(outcomes: list[Outcome], command: str, seconds: float) -> str:
 
 
 def update_quality_md(section: str) -> None:
-    text = QUALITY_MD.read_text(encoding="utf-8") if QUALITY_MD.exists() else "# Quality\n"
-    block = f"{START}\n{section}\n{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + f"\n\n## Results\n\n{block}\n"
-    QUALITY_MD.write_text(text, encoding="utf-8")
+    from measure import replace_section  # bench/measure.py: bench/ is on sys.path when this runs as a script
+
+    replace_section(QUALITY_MD, START, END, section, "Quality")
 
 
 def main() -> int:

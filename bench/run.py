@@ -40,7 +40,7 @@ import psutil
 
 import init_data
 from measure import (DISTURBED_SHARE, DVC, MB, MLP, OUT, PYTHON, ROOT, Measurement, Result, alternate, disturbed,
-                     measure, pick, run)
+                     measure, pick, replace_section, run)
 
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 BASELINE_SCRIPT = ROOT / "bench" / "baseline_pipeline.py"
@@ -312,15 +312,8 @@ def markdown(results: list[Result], details: dict, info: dict, command: str, dat
 
 
 def update_benchmarks_md(section: str) -> None:
-    """Replace the text between the results markers of BENCHMARKS.md (append the section if absent)."""
-    text = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else "# Benchmarks\n"
-    block = f"{START}\n{section}\n{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + f"\n\n## Results\n\n{block}\n"
-    BENCHMARKS_MD.write_text(text, encoding="utf-8")
+    """Replace the text between the results markers of BENCHMARKS.md."""
+    replace_section(BENCHMARKS_MD, START, END, section, "Benchmarks")
 
 
 def print_results(results: list[Result], details: dict) -> None:

@@ -9,7 +9,6 @@ the same rows give the same bytes (so DVC skips what follows ingest).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -22,11 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from test_stages import ENV, cmd, stage
+
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
-       "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-       "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
 OUT = "data/interim/ingested.parquet"
 # params.yaml's ingest section as `mlp init` writes it
 INGEST = {"path": None, "format": "auto", "delimiter": ",", "encoding": "utf-8",
@@ -50,19 +47,6 @@ def make_project(root: Path, raw: str | None = None, data: bytes | None = None, 
         (root / "data/raw" / raw).write_bytes(data)
     return root
 
-
-def stage(root: Path, name: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, f"stages/{name}.py"], cwd=root, env=ENV, capture_output=True,
-                          text=True, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"stage {name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def cmd(root: Path, *args: str) -> str:
-    proc = subprocess.run(list(args), cwd=root, env=ENV, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
 
 
 def ingest(root: Path) -> pd.DataFrame:
