@@ -147,8 +147,9 @@ def _infer_column(col: Any, name: str) -> Column:
         kind = column.kind = _text_kind(col, distinct, present)
         if distinct == 1:
             return _constant(column, col.drop_null()[0].as_py(), nulls)
-        if kind == "datetime":  # dates written as text: their range as written
-            lo, hi = (_plain(v) for v in pc.min_max(col).values())
+        if kind == "datetime":  # dates written as text: their range as dates (12/31/2020 sorts after 01/02/2021)
+            parsed = _parse_dates(col.drop_null())
+            lo, hi = parsed.min().isoformat(), parsed.max().isoformat()
 
     if kind in ("numeric", "integer", "datetime"):
         column.observed = [lo, hi]
@@ -200,14 +201,18 @@ def _text_kind(col: Any, distinct: int, present: int) -> str:
 
 def _all_dates(values: Any) -> bool:
     """Whether every value parses as a date the way the validate stage will parse it."""
+    return bool(_parse_dates(values).notna().all())
+
+
+def _parse_dates(values: Any) -> Any:
+    """Text as pandas datetimes (NaT where a value does not parse), as the validate stage converts it."""
     import pandas as pd
 
     text = pd.Series(values.to_pylist(), dtype="string")
     try:
-        parsed = pd.to_datetime(text, errors="coerce")
+        return pd.to_datetime(text, errors="coerce")
     except ValueError:  # offsets that differ between values: validate reads them as one timeline in UTC
-        parsed = pd.to_datetime(text, errors="coerce", utc=True)
-    return bool(parsed.notna().all())
+        return pd.to_datetime(text, errors="coerce", utc=True)
 
 
 def _looks_like_id(name: str, lo: Any, hi: Any, distinct: int, present: int) -> bool:

@@ -72,6 +72,13 @@ def test_each_kind_and_role_is_inferred_with_reasons():
     assert "categories" not in spec(s, "city")
     assert spec(s, "survived")["categories"] == [0, 1]
     assert spec(s, "stamp")["observed"][0] == "2021-01-01T00:00:00"
+    assert spec(s, "day")["observed"] == ["2020-01-01T00:00:00", "2020-01-28T00:00:00"]
+
+
+def test_dates_written_as_text_get_their_range_as_dates_not_as_strings():
+    s = schema.infer(table(d=["12/31/2020", "01/02/2021", "06/15/2020"] * 5, y=[0, 1, 1] * 5), "y")
+    assert spec(s, "d")["kind"] == "datetime"
+    assert spec(s, "d")["observed"] == ["2020-06-15T00:00:00", "2021-01-02T00:00:00"]
 
 
 def test_the_yaml_reads_back_as_the_schema_and_quotes_what_needs_quoting():
