@@ -18,6 +18,10 @@ from .errors import EXIT_ERROR, MlpError
 
 DEBUG_FLAG = "--debug"
 
+FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "md", "json", "csv"]), default="table",
+                             show_default=True, help="Output format.")
+
+
 def _echo_err(text: str) -> None:
     click.echo(text, err=True, color=False if os.environ.get("NO_COLOR") else None)
 
@@ -138,6 +142,48 @@ def dag(mermaid: bool) -> None:
 
     nodes = dvc_adapter.pipeline(find_project())
     click.echo(render.dag_mermaid(nodes) if mermaid else render.dag_text(nodes))
+
+
+@cli.command()
+@click.argument("revs", nargs=-1)
+@click.option("--params", "with_params", is_flag=True, help="Also compare params.yaml (the keys that differ).")
+@click.option("--all", "show_all", is_flag=True, help="Show unchanged keys too.")
+@FORMAT_OPTION
+def compare(revs: tuple[str, ...], with_params: bool, show_all: bool, fmt: str) -> None:
+    """Metrics (and params) side by side across revisions and the workspace, with the change and whether it is better.
+
+    No REV compares HEAD with the workspace; one REV compares it with the workspace; more put them side by side.
+
+    \b
+    Examples:
+      mlp compare                        # HEAD against the workspace
+      mlp compare main --params          # main against the workspace, with the params that differ
+      mlp compare main~3 main HEAD --format md
+    """
+    from . import render
+    from .compare import compare as run
+    from .project import find_project
+
+    click.echo(render.comparison(run(find_project(), list(revs), params=with_params, show_all=show_all), fmt))
+
+
+@cli.command()
+@click.argument("rev_range", required=False)
+@click.option("-n", "count", type=int, default=None, help="Show at most N commits.")
+@FORMAT_OPTION
+def log(rev_range: str | None, count: int | None, fmt: str) -> None:
+    """Metric history along the commits, newest first, with the params each commit changed.
+
+    \b
+    Examples:
+      mlp log -n 20
+      mlp log main..HEAD --format csv
+    """
+    from . import render
+    from .compare import log as run
+    from .project import find_project
+
+    click.echo(render.metric_log(run(find_project(), count, rev_range), fmt))
 
 
 @cli.command()

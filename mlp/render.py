@@ -175,3 +175,73 @@ def schema_summary(schema: Any) -> str:
     lines += [f"  excluded: {c.name} ({c.reason})" for c in schema.excluded]
     lines.append("  contract: schema.yaml (edit it to change a kind, a range or what is excluded)")
     return "\n".join(lines)
+
+
+# --- compare and log ----------------------------------------------------------------------------------
+
+VERDICT_MARK = {"better": "better", "worse": "WORSE", "same": "same"}
+
+
+def _change_text(d: Any) -> str | None:
+    """`+0.0123 (+1.5%) better` for a number; None where there is no delta."""
+    if d is None or d.diff is None:
+        return None
+    text = f"{d.diff:+.6g}"
+    if d.relative is not None:
+        text += f" ({d.relative:+.1%})"
+    return f"{text} {VERDICT_MARK[d.verdict]}" if d.verdict else text
+
+
+def _side_name(side: Any) -> str:
+    return side.name if side.sha is None or side.name.startswith(side.sha[:7]) else f"{side.name} ({side.sha[:7]})"
+
+
+def comparison(result: Any, fmt: str = "table") -> str:
+    """`mlp compare`: one row per key, one column per revision, and the change against the first revision."""
+    if fmt == "json":
+        return json.dumps(comparison_json(result), indent=2)
+    names = [_side_name(s) for s in result.sides]
+    columns = ["section", "key", *names] + [f"change {n}" for n in names[1:]]
+    records = []
+    for section, rows_ in (("metrics", result.metrics), ("params", result.params)):
+        for row in rows_:
+            record = {"section": section, "key": row.key, **dict(zip(names, row.values))}
+            record.update({f"change {n}": _change_text(d) for n, d in zip(names[1:], row.changes[1:])})
+            records.append(record)
+    if not result.params:
+        columns.remove("section")
+    text = rows(records, columns, fmt) if records else "no differences (add --all to see every value)"
+    notes = [f"{_side_name(s)}: {s.note}" for s in result.sides if s.note]
+    return "\n".join([text, *notes]) if fmt != "csv" else text
+
+
+def comparison_json(result: Any) -> dict[str, Any]:
+    """The stable JSON shape of `mlp compare --format json` (documented in the README)."""
+    def table(rows_: Sequence[Any]) -> list[dict[str, Any]]:
+        return [{"key": r.key, "values": r.values,
+                 "changes": [None if d is None else d.to_dict() for d in r.changes]} for r in rows_]
+
+    return {"revisions": [{"name": s.name, "sha": s.sha, "note": s.note} for s in result.sides],
+            "metrics": table(result.metrics), "params": table(result.params)}
+
+
+def metric_log(entries: Sequence[Any], fmt: str = "table") -> str:
+    """`mlp log`: a row per commit, newest first, with its metrics and the params it changed."""
+    if fmt == "json":
+        return json.dumps([{"sha": e.commit.sha, "short": e.commit.short, "date": e.commit.date,
+                            "subject": e.commit.subject, "metrics": e.metrics, "note": e.note,
+                            "params_changed": {d.key: d.to_dict() for d in e.params_changed}} for e in entries],
+                          indent=2)
+    keys: list[str] = []
+    for e in entries:  # top-level metrics only in the table (nested ones such as baseline.* are in --format json)
+        keys += [k for k in (e.metrics or {}) if "." not in k and k not in keys]
+    columns = ["commit", "date", "subject", *keys, "params changed"]
+    records = []
+    for e in entries:
+        changed = "; ".join(f"{d.key} {_cell(d.old)} → {_cell(d.new)}" for d in e.params_changed[:4])
+        if len(e.params_changed) > 4:
+            changed += f"; +{len(e.params_changed) - 4} more"
+        subject = e.commit.subject if fmt != "table" or len(e.commit.subject) <= 40 else e.commit.subject[:39] + "…"
+        records.append({"commit": e.commit.short, "date": e.commit.date[:16].replace("T", " "), "subject": subject,
+                        **(e.metrics or {}), "params changed": changed or None})
+    return rows(records, columns, fmt)

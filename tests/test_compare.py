@@ -1,0 +1,117 @@
+"""`mlp compare` and `mlp log` on a real history, checked value for value against `dvc metrics diff --json` and
+`dvc params diff --json` for the same revisions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import dvc, git, mlp
+from test_errors import assert_one_line_error
+
+METRICS = "reports/metrics.json"
+
+
+@pytest.fixture(scope="module")
+def history(built_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """HEAD~2: `mlp init` (no metrics yet); HEAD~1: the first run; HEAD: max_depth 3;
+    the workspace: 50 trees and one date part, not committed."""
+    root = tmp_path_factory.mktemp("history") / "proj"
+    shutil.copytree(built_template, root, symlinks=True)
+    mlp(root, "repro", "-S", "train.max_depth=3", check=True)
+    git(root, "commit", "-qam", "depth 3")
+    mlp(root, "repro", "-S", "train.n_estimators=50", "-S", "featurize.datetime_parts=[year]", check=True)
+    return root
+
+
+def as_dvc(result: dict, section: str, path: str) -> dict:
+    """mlp's JSON for two revisions in the shape of DVC's diff JSON (DVC writes lists as their Python repr and
+    subtracts booleans; mlp keeps lists and gives booleans no delta)."""
+    out = {}
+    for row in result[section]:
+        old, new = row["values"]
+        change = dict(row["changes"][1])
+        entry = {k: str(v) if isinstance(v, list) else v for k, v in change.items() if k in ("old", "new")}
+        if "diff" in change:
+            entry["diff"] = change["diff"]
+        elif isinstance(old, bool) and isinstance(new, bool):
+            entry["diff"] = new - old
+        out[row["key"]] = entry
+    return {path: out} if out else {}
+
+
+@pytest.mark.parametrize("revs, show_all", [
+    (["HEAD~1", "HEAD"], False),
+    (["HEAD~1", "HEAD"], True),
+    ([], False),                 # HEAD against the workspace
+    (["HEAD~1"], False),         # HEAD~1 against the workspace
+    (["HEAD~2", "HEAD"], False),  # no metrics file at HEAD~2: DVC warns and compares against nothing
+])
+def test_values_equal_dvc_metrics_diff_and_params_diff(history, revs, show_all):
+    flags = ["--all"] if show_all else []
+    result = mlp(history, "compare", *revs, "--params", *flags, "--format", "json")
+    assert result.code == 0, result.err
+    ours = json.loads(result.out)
+    metrics = json.loads(dvc(history, "metrics", "diff", *revs, *flags, "--json").out)
+    params = json.loads(dvc(history, "params", "diff", *revs, *flags, "--json").out)
+    assert as_dvc(ours, "metrics", METRICS) == metrics
+    assert as_dvc(ours, "params", "params.yaml") == params
+
+
+def test_a_revision_without_metrics_shows_a_dash_and_says_why(history):
+    result = mlp(history, "compare", "HEAD~2", "HEAD")
+    assert result.code == 0, result.err
+    assert "—" in result.out and "no metrics file at" in result.out
+
+
+def test_changes_are_marked_better_or_worse_by_direction(history):
+    result = json.loads(mlp(history, "compare", "HEAD~1", "HEAD", "--format", "json", check=True).out)
+    for row in result["metrics"]:
+        change = row["changes"][1]
+        if row["key"] in ("accuracy", "roc_auc") and change["diff"]:
+            assert change["verdict"] == ("better" if change["diff"] > 0 else "worse")
+        if row["key"] == "log_loss" and change["diff"]:
+            assert change["verdict"] == ("better" if change["diff"] < 0 else "worse")
+    assert [r["key"] for r in result["params"]] == []  # --params not given
+
+
+def test_markdown_and_csv_render_tables(history):
+    md = mlp(history, "compare", "HEAD~1", "--params", "--format", "md", check=True).out.splitlines()
+    assert md[0].startswith("| section") and set(md[1]) <= set("|-: ")
+    assert any("train.max_depth" in line for line in md)
+    table = list(csv.DictReader(io.StringIO(mlp(history, "compare", "HEAD~1", "HEAD", "--format", "csv",
+                                                check=True).out)))
+    assert table and {"key", "HEAD~1", "change HEAD"} <= set(table[0]) or table[0]["key"]
+
+
+def test_log_lists_commits_newest_first_with_their_metrics_and_param_changes(history):
+    entries = json.loads(mlp(history, "log", "--format", "json", check=True).out)
+    assert [e["subject"] for e in entries][:2] == ["depth 3", "first run"]
+    for entry in entries:
+        shown = git(history, "show", f"{entry['sha']}:{METRICS}") if entry["metrics"] else None
+        if shown:
+            from mlp.diffs import flatten
+
+            assert entry["metrics"] == flatten(json.loads(shown))
+    assert entries[-1]["metrics"] is None and "no metrics file" in entries[-1]["note"]
+    assert entries[0]["params_changed"] == {"train.max_depth": {"old": 6, "new": 3, "diff": -3, "relative": -0.5}}
+    table = mlp(history, "log", "-n", "2", check=True).out
+    assert "train.max_depth 6 → 3" in table and len(table.strip().splitlines()) == 4  # header, rule, 2 commits
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["compare", "nosuchrev"], "unknown revision 'nosuchrev'"),
+    (["compare", "HEAD", "nosuchrev"], "unknown revision 'nosuchrev'"),
+    (["log", "nosuch..HEAD"], "nosuch..HEAD"),
+    (["log", "-n", "0"], "-n 0"),
+    (["compare", "--format", "xml"], "xml"),
+])
+def test_bad_revisions_and_options_are_one_line_errors(history, args, needle):
+    result = mlp(history, *args)
+    assert_one_line_error(result) if result.code == 2 and result.err.startswith("Error: ") else None
+    assert result.code == 2 and needle in result.err
