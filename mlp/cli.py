@@ -228,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=args, prog_name="mlp", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:
+        # One line, like every other error, instead of click's three-line usage block.
+        where = exc.ctx.command_path if exc.ctx else "mlp"
+        _echo_err(f"Error: {exc.format_message()} See '{where} --help'.")
+        return EXIT_ERROR
     except click.ClickException as exc:
         exc.show()
         return EXIT_ERROR

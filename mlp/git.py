@@ -35,7 +35,10 @@ def is_ignored(top: Path, path: Path) -> bool:
 
 
 def init(path: Path) -> None:
-    _git(path, "init", "-q")
+    """`git init`, on a branch named `main` unless the user configured init.defaultBranch (the CI workflow and
+    `mlp compare main` expect `main`)."""
+    configured = _git(path, "config", "--get", "init.defaultBranch", check=False).stdout.strip()
+    _git(path, "init", "-q", *([] if configured else ["--initial-branch=main"]))
 
 
 def has_identity(path: Path) -> bool:

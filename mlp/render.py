@@ -186,6 +186,8 @@ def _change_text(d: Any) -> str | None:
     """`+0.0123 (+1.5%) better` for a number; None where there is no delta."""
     if d is None or d.diff is None:
         return None
+    if d.diff == 0:
+        return "="
     text = f"{d.diff:+.6g}"
     if d.relative is not None:
         text += f" ({d.relative:+.1%})"
@@ -200,7 +202,8 @@ def comparison(result: Any, fmt: str = "table") -> str:
     """`mlp compare`: one row per key, one column per revision, and the change against the first revision."""
     if fmt == "json":
         return json.dumps(comparison_json(result), indent=2)
-    names = [_side_name(s) for s in result.sides]
+    # CSV headers are the revisions as the user named them, for scripts; tables add the short sha for people.
+    names = [s.name if fmt == "csv" else _side_name(s) for s in result.sides]
     columns = ["section", "key", *names] + [f"change {n}" for n in names[1:]]
     records = []
     for section, rows_ in (("metrics", result.metrics), ("params", result.params)):
@@ -211,8 +214,9 @@ def comparison(result: Any, fmt: str = "table") -> str:
     if not result.params:
         columns.remove("section")
     text = rows(records, columns, fmt) if records else "no differences (add --all to see every value)"
-    notes = [f"{_side_name(s)}: {s.note}" for s in result.sides if s.note]
-    return "\n".join([text, *notes]) if fmt != "csv" else text
+    notes = [_note(s.name, s.sha, s.note) for s in result.sides if s.note]
+    # A blank line ends a markdown table; without it a viewer reads the notes as more rows.
+    return "\n\n".join([text, "\n".join(notes)]) if notes and fmt != "csv" else text
 
 
 def comparison_json(result: Any) -> dict[str, Any]:
@@ -238,10 +242,27 @@ def metric_log(entries: Sequence[Any], fmt: str = "table") -> str:
     columns = ["commit", "date", "subject", *keys, "params changed"]
     records = []
     for e in entries:
-        changed = "; ".join(f"{d.key} {_cell(d.old)} → {_cell(d.new)}" for d in e.params_changed[:4])
-        if len(e.params_changed) > 4:
-            changed += f"; +{len(e.params_changed) - 4} more"
+        changed = _params_changed_text(e.params_changed)
         subject = e.commit.subject if fmt != "table" or len(e.commit.subject) <= 40 else e.commit.subject[:39] + "…"
         records.append({"commit": e.commit.short, "date": e.commit.date[:16].replace("T", " "), "subject": subject,
                         **(e.metrics or {}), "params changed": changed or None})
-    return rows(records, columns, fmt)
+    text = rows(records, columns, fmt)
+    if fmt == "csv":
+        return text
+    notes = [_note(e.commit.short, e.commit.short, e.note) for e in entries if e.note]
+    if len(notes) > 5:
+        notes = [*notes[:5], f"... and {len(notes) - 5} more commits without metrics (see --format json)"]
+    return "\n\n".join([text, "\n".join(notes)]) if notes else text
+
+
+def _note(name: str, sha: str | None, note: str) -> str:
+    """`HEAD~2: no metrics file at 4bd2a77`: the name once, and the sha only where the note lacks it."""
+    return note if name in note else f"{name}: {note}" if not sha or sha[:7] in note else f"{name} ({sha[:7]}): {note}"
+
+
+def _params_changed_text(changes: Sequence[Any], shown: int = 4) -> str:
+    """`train.max_depth 6 → 3; ...` (at most `shown`), or `26 params added` where a commit adds params.yaml."""
+    if len(changes) > shown and all(d.old is None for d in changes):
+        return f"{len(changes)} params added"
+    text = "; ".join(f"{d.key} {_cell(d.old)} → {_cell(d.new)}" for d in changes[:shown])
+    return text + (f"; +{len(changes) - shown} more" if len(changes) > shown else "")

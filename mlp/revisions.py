@@ -277,7 +277,7 @@ def _metrics(root: Path, rev: str, path: str, content: bytes | None,
                 md5 = _md5_in_folder(root, *md5.split(":", 1))
             content = _from_cache(root, md5) if md5 else None
             if content is None:
-                return None, "not in the local DVC cache; run `dvc pull`"
+                return None, f"{path} is not in the local DVC cache; run `dvc pull`"
     if content is None:
         return None, f"no metrics file at {_label(rev)}"
     try:

@@ -51,6 +51,7 @@ def as_dvc(result: dict, section: str, path: str) -> dict:
     ([], False),                 # HEAD against the workspace
     (["HEAD~1"], False),         # HEAD~1 against the workspace
     (["HEAD~2", "HEAD"], False),  # no metrics file at HEAD~2: DVC warns and compares against nothing
+    (["HEAD", "HEAD"], False),    # nothing differs: DVC prints nothing
 ])
 def test_values_equal_dvc_metrics_diff_and_params_diff(history, revs, show_all):
     flags = ["--all"] if show_all else []
@@ -81,12 +82,42 @@ def test_changes_are_marked_better_or_worse_by_direction(history):
 
 
 def test_markdown_and_csv_render_tables(history):
-    md = mlp(history, "compare", "HEAD~1", "--params", "--format", "md", check=True).out.splitlines()
+    md = mlp(history, "compare", "main", "--params", "--format", "md", check=True).out.splitlines()
     assert md[0].startswith("| section") and set(md[1]) <= set("|-: ")
-    assert any("train.max_depth" in line for line in md)
+    table_lines = md[:md.index("")] if "" in md else md
+    assert all(line.startswith("|") and line.endswith("|") for line in table_lines)
+    assert any("train.n_estimators" in line and "50" in line for line in table_lines)
     table = list(csv.DictReader(io.StringIO(mlp(history, "compare", "HEAD~1", "HEAD", "--format", "csv",
                                                 check=True).out)))
-    assert table and {"key", "HEAD~1", "change HEAD"} <= set(table[0]) or table[0]["key"]
+    assert {"key", "HEAD~1", "HEAD", "change HEAD"} <= set(table[0])
+    assert {row["key"] for row in table} >= {"accuracy", "roc_auc"}
+
+
+def test_a_missing_metrics_file_note_ends_the_markdown_table(history):
+    md = mlp(history, "compare", "HEAD~2", "HEAD", "--format", "md", check=True).out.splitlines()
+    blank = md.index("")
+    assert all(line.startswith("|") for line in md[:blank])
+    assert md[blank + 1].startswith("HEAD~2: no metrics file at ")
+
+
+def test_metrics_missing_from_the_dvc_cache_say_run_dvc_pull(history, tmp_path):
+    """A project that keeps its metrics file in the DVC cache (cache: true) rather than in git."""
+    root = tmp_path / "cached"
+    shutil.copytree(history, root, symlinks=True)
+    dvc_yaml = root / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace(f"{METRICS}:\n          cache: false", f"{METRICS}:\n"
+                                                     "          cache: true"))
+    git(root, "rm", "-q", "--cached", METRICS)
+    dvc(root, "repro", "-f", "-s", "evaluate")  # a changed cache flag alone does not make the stage stale
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "metrics in the DVC cache")
+    assert git(root, "ls-files", METRICS) == ""
+    result = json.loads(mlp(root, "compare", "HEAD~1", "HEAD", "--format", "json", check=True).out)
+    assert [r["note"] for r in result["revisions"]] == [None, None]  # HEAD's metrics came from the cache
+    shutil.rmtree(root / ".dvc" / "cache")
+    result = mlp(root, "compare", "HEAD~1", "HEAD")
+    sha = git(root, "rev-parse", "--short=7", "HEAD").strip()
+    assert result.code == 0 and f"HEAD ({sha}): {METRICS} is not in the local DVC cache; run `dvc pull`" in result.out
 
 
 def test_log_lists_commits_newest_first_with_their_metrics_and_param_changes(history):
@@ -110,8 +141,15 @@ def test_log_lists_commits_newest_first_with_their_metrics_and_param_changes(his
     (["log", "nosuch..HEAD"], "nosuch..HEAD"),
     (["log", "-n", "0"], "-n 0"),
     (["compare", "--format", "xml"], "xml"),
+    (["log", "-n", "many"], "'many' is not a valid integer"),
 ])
 def test_bad_revisions_and_options_are_one_line_errors(history, args, needle):
     result = mlp(history, *args)
-    assert_one_line_error(result) if result.code == 2 and result.err.startswith("Error: ") else None
-    assert result.code == 2 and needle in result.err
+    assert_one_line_error(result, needle)
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_compare_outside_a_project_is_a_one_line_error(tmp_path):
+    result = mlp(tmp_path, "compare")
+    assert_one_line_error(result)
+    assert "mlp init" in result.err

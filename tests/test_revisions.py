@@ -167,7 +167,7 @@ def test_metrics_from_the_dvc_cache_and_the_pull_note(dvc_repo: Path) -> None:
         assert read_metrics_at(reader, dvc_repo, "HEAD", "other.json")[1] == "no metrics file at HEAD"
         shutil.rmtree(dvc_repo / ".dvc" / "cache")
         assert read_metrics_at(reader, dvc_repo, "HEAD~1", "m.json") == \
-            (None, "not in the local DVC cache; run `dvc pull`")
+            (None, "m.json is not in the local DVC cache; run `dvc pull`")
 
 
 def test_history_of_a_repository_without_commits_is_empty(tmp_path: Path) -> None:
