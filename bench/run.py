@@ -9,6 +9,8 @@
 4. init data `mlp init --data` on the churn sample written as a CSV file (1M rows), against git + DVC
              doing the irreducible part by hand; and the ingest stage's reader against a bare
              `pyarrow.csv.read_csv` of the same file (bench/init_data.py).
+5. history   on a 300-commit history, `mlp log -n 300` against `dvc metrics show -A` and `mlp compare
+             HEAD~1` against `dvc metrics diff HEAD~1`, same values checked first (bench/compare.py).
 
 Results: a table on stdout, bench/out/results.json, and the results section of BENCHMARKS.md (full
 run only; `--quick` leaves BENCHMARKS.md alone). Everything generated goes under bench/out/.
@@ -38,6 +40,7 @@ from pathlib import Path
 
 import psutil
 
+import compare
 import init_data
 from measure import (DISTURBED_SHARE, DVC, MB, MLP, OUT, PYTHON, ROOT, Measurement, Result, alternate, disturbed,
                      measure, pick, replace_section, run)
@@ -298,6 +301,8 @@ def markdown(results: list[Result], details: dict, info: dict, command: str, dat
         "",
         *init_data_lines(details["init_data"]),
         "",
+        *compare.lines(details["history"]),
+        "",
         "### Every timed run, seconds",
         "",
         f"- `mlp --help`: {', '.join(f'{t:.3f}' for t in details['help']['runs']['mlp'])}",
@@ -345,8 +350,12 @@ def main() -> None:
     print(f"bench: mlp init --data on {sizes.rows:,} rows, and ingest against pyarrow ...", flush=True)
     init_results, init_details = init_data.bench(sizes.rows, sizes.init_rounds, sizes.read_runs)
 
-    results = [help_result, noop_result, *pipe_results, *init_results]
-    details = {"help": help_details, "noop": noop_details, "pipeline": pipe_details, "init_data": init_details}
+    print(f"bench: mlp log and mlp compare on a {compare.HISTORY}-commit history ...", flush=True)
+    history_results, history_details = compare.bench(args.quick)
+
+    results = [help_result, noop_result, *pipe_results, *init_results, *history_results]
+    details = {"help": help_details, "noop": noop_details, "pipeline": pipe_details, "init_data": init_details,
+               "history": history_details}
     info = machine()
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     report = {

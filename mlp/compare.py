@@ -120,7 +120,7 @@ def _yaml_or_none(raw: bytes | None) -> dict | None:
     if raw is None:
         return None
     try:
-        data = yaml.safe_load(raw)
+        data = revisions.parse_yaml(raw)
     except yaml.YAMLError:
         return None
     return data if isinstance(data, dict) else None

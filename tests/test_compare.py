@@ -153,3 +153,18 @@ def test_compare_outside_a_project_is_a_one_line_error(tmp_path):
     result = mlp(tmp_path, "compare")
     assert_one_line_error(result)
     assert "mlp init" in result.err
+
+
+def test_directions_in_params_yaml_mark_other_metrics_and_bad_ones_are_refused(history, tmp_path):
+    root = tmp_path / "directions"
+    shutil.copytree(history, root, symlinks=True)
+    params = root / "params.yaml"
+    original = params.read_text()
+    params.write_text(original + "compare:\n  directions:\n    rows.test: lower\n")
+    (root / METRICS).write_text(json.dumps({**json.loads((root / METRICS).read_text()), "rows": {"test": 1}}))
+    result = json.loads(mlp(root, "compare", "--format", "json", check=True).out)
+    change = next(r for r in result["metrics"] if r["key"] == "rows.test")["changes"][1]
+    assert change["diff"] < 0 and change["verdict"] == "better"
+    params.write_text(original + "compare:\n  directions:\n    rows.test: up\n")
+    result = mlp(root, "compare")
+    assert_one_line_error(result, "compare.directions", "higher or lower")
