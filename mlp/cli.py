@@ -10,11 +10,12 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import click
 
 from . import __version__
-from .errors import EXIT_ERROR, MlpError
+from .errors import EXIT_ERROR, CheckFailed, MlpError
 
 DEBUG_FLAG = "--debug"
 
@@ -24,6 +25,12 @@ FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "md"
 
 def _echo_err(text: str) -> None:
     click.echo(text, err=True, color=False if os.environ.get("NO_COLOR") else None)
+
+
+def _verdict(result: Any) -> None:
+    """A check's result (after it is printed): exit 1 with its one-line summary when it did not pass."""
+    if not result.passed:
+        raise CheckFailed(result.summary)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -49,9 +56,13 @@ def cli() -> None:
 @click.option("--sample", default=None,
               help="Bundled sample to start from: churn (the default without --data), iris, wine, breast_cancer, diabetes.")
 @click.option("--rows", type=int, default=None, help="Rows of sample data to generate (churn: 10000).")
+@click.option("--remote", metavar="URL",
+              help="DVC remote for data and models: a shared folder, or s3://, gs://, azure://, ssh:// ...")
+@click.option("--ci", type=click.Choice(["github", "gitlab", "none"]), default="github", show_default=True,
+              help="CI workflow to write (see `mlp ci init`).")
 @click.option("--force", is_flag=True, help="Scaffold into a folder that already has files (never overwrites them).")
 def init(path: Path, data: Path | None, target: str | None, task: str | None, table: str | None,
-         query: str | None, sample: str | None, rows: int | None, force: bool) -> None:
+         query: str | None, sample: str | None, rows: int | None, remote: str | None, ci: str, force: bool) -> None:
     """Scaffold a project: git, DVC, stages, params, a data contract (schema.yaml), the data, a first commit.
 
     With --data, your file is copied into data/raw/ (the original is never changed) and schema.yaml is
@@ -63,18 +74,21 @@ def init(path: Path, data: Path | None, target: str | None, task: str | None, ta
       mlp init wine-demo --sample wine
       mlp init titanic --data titanic.csv --target Survived
       mlp init shop --data shop.sqlite --query "SELECT * FROM orders" --target returned
+      mlp init churn-demo --remote /mnt/shared/churn-dvc-storage
     """
     from . import render
     from .scaffold import init as scaffold
 
     result = scaffold(path, sample=sample, rows=rows, force=force, data=data, target=target, task=task,
-                      table=table, query=query)
+                      table=table, query=query, remote=remote, ci=ci)
     for note in result.notes:
         _echo_err(f"Note: {note}")
     click.echo(f"Created {result.root} ({result.rows} rows in {result.data}, commit {result.commit}).")
     if result.schema is not None:
         click.echo(render.schema_summary(result.schema))
     click.echo(f"Next: cd {click.format_filename(str(path))} && mlp repro")
+    if result.remote:
+        click.echo(f"Share: commit dvc.lock and reports/, git push, and `dvc push` (data and models go to {result.remote}).")
 
 
 @cli.command()
@@ -145,6 +159,36 @@ def dag(mermaid: bool) -> None:
 
 
 @cli.command()
+@click.option("--reproduce", is_flag=True,
+              help="Rebuild the commit from scratch in a temporary clone and compare every output's hash.")
+@FORMAT_OPTION
+def check(reproduce: bool, fmt: str) -> None:
+    """CI: exit 0 when dvc.lock matches the workspace and is committed; exit 1 naming each stale stage and why.
+
+    With --reproduce, HEAD is rebuilt from scratch in a temporary clone (data from the local DVC cache or the
+    DVC remote) and every output's hash is compared with dvc.lock: exit 1 names each output that differs.
+
+    \b
+    Examples:
+      mlp check
+      mlp check --reproduce --format md
+    """
+    from . import render
+    from .check import check as run_check
+    from .check import reproduce as run_reproduce
+    from .project import find_project
+
+    project = find_project()
+    if reproduce:
+        result = run_reproduce(project, on_done=lambda r: _echo_err(render.stage_run(r)))
+        click.echo(render.reproduce_report(result, fmt))
+    else:
+        result = run_check(project)
+        click.echo(render.check_report(result, fmt))
+    _verdict(result)
+
+
+@cli.command()
 @click.argument("revs", nargs=-1)
 @click.option("--params", "with_params", is_flag=True, help="Also compare params.yaml (the keys that differ).")
 @click.option("--all", "show_all", is_flag=True, help="Show unchanged keys too.")
@@ -184,6 +228,57 @@ def log(rev_range: str | None, count: int | None, fmt: str) -> None:
     from .project import find_project
 
     click.echo(render.metric_log(run(find_project(), count, rev_range), fmt))
+
+
+@cli.command()
+@click.option("--baseline", metavar="REV", default=None,
+              help="The revision change rules compare with (default: gate.baseline in params.yaml, else main).")
+@FORMAT_OPTION
+def gate(baseline: str | None, fmt: str) -> None:
+    """CI: check reports/metrics.json against the rules of params.yaml's gate: section; exit 1 when rejected.
+
+    Value rules (min, max) judge the metrics; change rules (max_drop, max_rel_drop) judge how much worse they
+    got, in each metric's direction, against the baseline revision. The result is written to reports/gate.json.
+
+    \b
+    Examples:
+      mlp gate
+      mlp gate --baseline origin/main --format md
+    """
+    from . import render
+    from .gate import run_gate
+    from .project import find_project
+
+    result = run_gate(find_project(), baseline)
+    click.echo(render.gate_report(result, fmt))
+    _verdict(result)
+
+
+@cli.group(name="ci")
+def ci_group() -> None:
+    """CI for the project: a workflow that reproduces, checks, gates and reports on every push."""
+
+
+@ci_group.command(name="init")
+@click.option("--provider", type=click.Choice(["github", "gitlab"]), default="github", show_default=True,
+              help="GitHub Actions (.github/workflows/mlp.yml) or GitLab CI (.gitlab-ci.yml).")
+@click.option("--force", is_flag=True, help="Replace an existing workflow file.")
+def ci_init(provider: str, force: bool) -> None:
+    """Write a CI workflow: install, pull data (if a DVC remote is set), mlp repro, mlp check,
+    mlp gate --baseline origin/main, and the metrics against main in the job summary.
+
+    \b
+    Examples:
+      mlp ci init
+      mlp ci init --provider gitlab
+    """
+    from .ci import ci_init as write
+    from .project import find_project
+
+    result = write(find_project(), provider, force=force)
+    for name in result.kept:
+        _echo_err(f"Note: kept your {name}; CI installs what it lists, so it must name mlp.")
+    click.echo(f"Wrote {', '.join(result.written)}. Commit it: git add {' '.join(result.written)} && git commit")
 
 
 @cli.command()

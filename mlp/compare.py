@@ -127,8 +127,13 @@ def _yaml_or_none(raw: bytes | None) -> dict | None:
 
 
 def _directions(project: Project) -> dict[str, str]:
-    """Per-metric direction overrides: `compare: {directions: {metric: higher|lower}}` in params.yaml."""
-    section = (_workspace_yaml(project) or {}).get("compare") or {}
+    return direction_overrides(_workspace_yaml(project))
+
+
+def direction_overrides(params: dict | None) -> dict[str, str]:
+    """Per-metric direction overrides: `compare: {directions: {metric: higher|lower}}` in params.yaml (also read
+    by `mlp gate`, whose change rules need each metric's direction)."""
+    section = (params or {}).get("compare") or {}
     try:
         return diffs.check_overrides(section.get("directions") if isinstance(section, dict) else None)
     except ValueError as exc:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DvcError, StageFailedError, UsageError
+from .errors import DataError, DvcError, StageFailedError, UsageError
 from .project import Project
 
 
@@ -98,12 +98,18 @@ def _repo(project: Project) -> Iterator[tuple[Any, _Records]]:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    # DVC resolves stage names and paths against the current folder: work from the project root, so that mlp
+    # behaves the same from a subfolder, and on a project elsewhere (the clean clone of `mlp check --reproduce`).
+    saved = os.getcwd()
+    os.chdir(project.root)
     with _dvc_logs() as records:
         try:
             with Repo(str(project.root)) as repo:
                 yield repo, records
         except DvcException as exc:
             raise DvcError(_dvc_message(exc)) from exc
+        finally:
+            os.chdir(saved)
 
 
 def _dvc_message(exc: BaseException) -> str:
@@ -289,6 +295,8 @@ def reproduce(
 
     def run_one(stage: Any, **kwargs: Any) -> Any:
         name = stage.addressing
+        if kwargs.get("force") and not stage.cmd:  # a forced `.dvc` file only rehashes its data: not a step
+            return _reproduce_stage(stage, **kwargs)
         changes = [Change("forced", name)] if kwargs.get("force") else _changes(stage)
         if not changes:
             if stage.cmd:  # tracked data (`.dvc` files) only shows up when it changed
@@ -356,3 +364,55 @@ def add(project: Project, path: str) -> None:
     """`dvc add path`: track a data file with DVC (git then tracks the small `.dvc` pointer file)."""
     with _repo(project) as (repo, _):
         repo.add(str(project.root / path))
+
+
+@dataclass(frozen=True)
+class Output:
+    stage: str
+    path: str
+    cached: bool  # False for `cache: false` outputs, which git keeps (reports/metrics.json)
+
+
+def outputs(project: Project) -> list[Output]:
+    """Every output of every stage, in run order."""
+    with _repo(project) as (repo, _):
+        return [Output(s.addressing, out.def_path, out.use_cache) for s in _plan(repo, None) if s.cmd
+                for out in s.outs]
+
+
+def cache_dir(project: Project) -> Path:
+    """The project's local DVC cache folder (`dvc cache dir`)."""
+    with _repo(project) as (repo, _):
+        return Path(repo.cache.local_cache_dir)
+
+
+def use_data(clone: Project, cache: Path) -> str:
+    """Point a fresh clone at the DVC cache `cache` and put its tracked data (`.dvc` files) in place: from that
+    cache, or pulled from the default DVC remote for what it lacks. Returns where the data came from."""
+    from dvc.exceptions import CheckoutError
+
+    with _repo(clone) as (repo, _):
+        with repo.config.edit("local") as conf:
+            conf["cache"]["dir"] = str(cache)
+    with _repo(clone) as (repo, _):  # reopened: the new cache folder takes effect
+        sources = [s.path for s in repo.index.stages if s.is_data_source]
+        if not sources:
+            return "no DVC-tracked data"
+        try:
+            repo.checkout(targets=sources)
+            return "the local DVC cache"
+        except CheckoutError as exc:
+            missing = ", ".join(str(t) for t in exc.target_infos)
+            if not repo.config["core"].get("remote"):
+                raise DataError(f"{missing} is not in the local DVC cache and no DVC remote is set; run `dvc pull` "
+                                "or add a remote (`dvc remote add -d storage URL`) that has it.") from None
+        repo.pull(targets=sources)
+        return "the DVC remote"
+
+
+def add_remote(project: Project, url: str, name: str = "storage") -> None:
+    """`dvc remote add -d NAME URL`, written to .dvc/config so that everyone who clones gets it."""
+    with _repo(project) as (repo, _):
+        with repo.config.edit("repo") as conf:
+            conf["remote"][name] = {"url": url}
+            conf["core"]["remote"] = name

@@ -51,3 +51,25 @@ def commit(path: Path, files: list[str], message: str) -> str:
     identity = [] if has_identity(path) else FALLBACK_IDENTITY
     _git(path, *identity, "commit", "-q", "-m", message, "--", *files)
     return _git(path, "rev-parse", "--short", "HEAD").stdout.strip()
+
+
+def head(path: Path) -> str | None:
+    """The full sha of HEAD, or None in a repository without commits."""
+    result = _git(path, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False)
+    return result.stdout.strip() or None
+
+
+def uncommitted(path: Path, files: list[str]) -> dict[str, str]:
+    """Which of `files` differ from HEAD: {path: modified | not committed | deleted}."""
+    lines = _git(path, "status", "--porcelain=v1", "--untracked-files=all", "--", *files).stdout.splitlines()
+    states = {}
+    for line in lines:
+        code, name = line[:2], line[3:].strip('"')
+        states[name] = "not committed" if code == "??" else "deleted" if "D" in code else "modified"
+    return states
+
+
+def clone_at(source: Path, dest: Path, sha: str) -> None:
+    """A clone of `source` at commit `sha` (its work tree only; nothing of the source's uncommitted changes)."""
+    _git(source, "clone", "-q", "--no-checkout", str(source), str(dest))
+    _git(dest, "-c", "advice.detachedHead=false", "checkout", "-q", sha)

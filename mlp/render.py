@@ -145,6 +145,44 @@ def dry_run(statuses: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
+def check_report(result: Any, fmt: str = "table") -> str:
+    """`mlp check`: each stage and whether it matches dvc.lock, and the files git should have committed."""
+    if fmt == "json":
+        return json.dumps({
+            "status": "passed" if result.passed else "failed",
+            "stages": [{"stage": s.name, "stale": s.stale, "why": [change(c) for c in s.changes]}
+                       for s in result.stages],
+            "uncommitted": [{"path": p, "state": s} for p, s in result.uncommitted.items()],
+        }, indent=2)
+    records = [{"checked": s.name, "result": "stale" if s.stale else "ok",
+                "why": reasons(s.changes, limit=6) if s.stale else "up to date with dvc.lock"} for s in result.stages]
+    records += [{"checked": p, "result": "uncommitted", "why": f"{s}; commit it"} for p, s in result.uncommitted.items()]
+    text = rows(records, ["checked", "result", "why"], fmt)
+    if result.passed and fmt != "csv":
+        text += f"\n\nPassed: all {len(result.stages)} stages match dvc.lock, which is committed with the reports."
+    return text
+
+
+def reproduce_report(result: Any, fmt: str = "table") -> str:
+    """`mlp check --reproduce`: the outputs whose clean-rebuild hash differs from the committed dvc.lock."""
+    if fmt == "json":
+        return json.dumps({"status": "passed" if result.passed else "failed", "commit": result.sha,
+                           "outputs_compared": result.outputs, "data_from": result.data_from,
+                           "seconds": round(result.seconds, 1), "differ": [asdict(d) for d in result.differ]},
+                          indent=2)
+    head = (f"Rebuilt {result.sha[:7]} from scratch in {_duration(result.seconds)} "
+            f"(data from {result.data_from})")
+    if result.dirty:
+        head += "; uncommitted changes in the workspace were left out"
+    if result.passed:
+        text = f"{head}.\nPassed: all {result.outputs} outputs match dvc.lock."
+        return text if fmt != "csv" else rows([], ["stage", "output", "committed", "rebuilt", "why"], fmt)
+    records = [{"stage": d.stage, "output": d.path, "committed": (d.committed or "—")[:12],
+                "rebuilt": (d.rebuilt or "missing")[:12], "why": d.why} for d in result.differ]
+    table = rows(records, ["stage", "output", "committed", "rebuilt", "why"], fmt)
+    return table if fmt == "csv" else f"{head}.\n\n{table}"
+
+
 def dag_text(nodes: Sequence[Any]) -> str:
     """The pipeline in run order, each stage with the stages it reads from."""
     width = max((len(n.name) for n in nodes), default=5)
@@ -266,3 +304,27 @@ def _params_changed_text(changes: Sequence[Any], shown: int = 4) -> str:
         return f"{len(changes)} params added"
     text = "; ".join(f"{d.key} {_cell(d.old)} → {_cell(d.new)}" for d in changes[:shown])
     return text + (f"; +{len(changes) - shown} more" if len(changes) > shown else "")
+
+
+# --- gate ---------------------------------------------------------------------------------------------
+
+def gate_report(result: Any, fmt: str = "table") -> str:
+    """`mlp gate`: a row per rule (metric, rule and threshold, value, baseline, change, result), notes below.
+
+    JSON is the object written to reports/gate.json; CSV keeps the threshold and the note in columns of their own."""
+    if fmt == "json":
+        return json.dumps(result.to_dict(), indent=2)
+    records = [r.to_dict() for r in result.results]
+    if fmt == "csv":
+        return rows(records, ["metric", "rule", "threshold", "value", "baseline", "change", "result", "note"], fmt)
+    for record in records:
+        record["rule"] = f"{record['rule']} {_cell(record['threshold'])}"
+        record["result"] = "FAILED" if record["result"] == "failed" else record["result"]
+    text = rows(records, ["metric", "rule", "value", "baseline", "change", "result"], fmt)
+    sha = result.baseline_sha or ""
+    sha = f" ({sha[:7]})" if sha and not sha.startswith(result.baseline_rev) else ""
+    notes = [f"baseline: {result.baseline_rev}{sha}"]
+    notes += [f"{r['metric']} {r['rule']}: {r['note']}" for r in records if r["note"]]
+    notes.append(f"gate {result.status}")
+    # A blank line ends a markdown table; without it a viewer reads the notes as more rows.
+    return "\n\n".join([text, "\n".join(notes)])

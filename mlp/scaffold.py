@@ -19,8 +19,10 @@ from typing import Any
 from . import dvc_adapter, git
 from .datafile import DataSource
 from .errors import DataError, MlpError, UsageError
+from .ci import REQUIREMENTS_FILE, requirements, workflow_files
 from .params import with_values, write_text_atomic
 from .project import PARAMS_FILE, PIPELINE_FILE, SCHEMA_FILE, Project
+from .remote import RemoteUrl, remote_url
 
 # Samples with a bundled data contract; other data arrives through schema inference (`--data`).
 INIT_SAMPLES = {"churn": "data/raw/churn.csv"}
@@ -32,6 +34,9 @@ __pycache__/
 *.pyc
 .venv/
 *.tmp
+# written by `mlp gate` and CI on every run
+reports/gate.json
+reports/compare.md
 """
 
 README = """\
@@ -47,7 +52,14 @@ A reproducible ML pipeline made with `mlp init`: every step is a DVC stage in `d
     dvc repro                         # the same pipeline with stock DVC
 
 Metrics land in `reports/metrics.json` (tracked by git); plots in `reports/plots/` (`dvc plots show`).
-Commit `dvc.lock` and `reports/` after a run so that any commit can be reproduced and compared.
+Commit `dvc.lock` and `reports/` after a run so that any commit can be reproduced and compared:
+
+    mlp compare main --params         # metrics and params against main
+    mlp check                         # dvc.lock matches the code, data and params, and is committed
+    mlp gate                          # the rules of params.yaml's gate: section (thresholds, no regression)
+    dvc push                          # share the data and models through the DVC remote; others `dvc pull`
+
+CI (`.github/workflows/mlp.yml` or `.gitlab-ci.yml`, from `mlp ci init`) runs the same on every push.
 """
 
 
@@ -65,6 +77,15 @@ plots:
 """
 INGESTED = "data/interim/ingested.parquet"
 
+# params.yaml's gate rules for a regression project (the template's are a classification's, on roc_auc).
+REGRESSION_GATE = """\
+    r2:
+      min: 0.0                    # value thresholds: min and/or max (r2 above 0: better than predicting the mean)
+    rmse:
+      max_rel_drop: 0.02          # rmse may rise at most 2% against the baseline (worse in the metric's direction)
+      # max_drop: 1.0             # the same as an absolute amount
+"""
+
 
 @dataclass
 class InitResult:
@@ -75,6 +96,7 @@ class InitResult:
     skipped: list[str] = field(default_factory=list)  # files that existed and were left alone (--force)
     notes: list[str] = field(default_factory=list)
     schema: Any = None  # the inferred mlp.schema.Schema, with --data
+    remote: str | None = None  # the DVC remote's URL, with --remote
 
 
 def template_root() -> Path:
@@ -108,6 +130,8 @@ def init(
     task: str | None = None,
     table: str | None = None,
     query: str | None = None,
+    remote: str | None = None,
+    ci: str = "github",
 ) -> InitResult:
     """Scaffold a project at `path` and commit it: on the bundled sample, or on the user's `data` with the
     data contract inferred from it. On any failure, everything created is removed again."""
@@ -119,8 +143,12 @@ def init(
 
         with tempfile.TemporaryDirectory(prefix="mlp-sample-") as tmp:
             info = write_sample(sample, Path(tmp) / f"{sample}.csv", rows=rows)
-            return init(path, force=force, data=Path(tmp) / f"{sample}.csv", target=target or info.target, task=task)
+            return init(path, force=force, data=Path(tmp) / f"{sample}.csv", target=target or info.target, task=task,
+                        remote=remote, ci=ci)
     source = _check_data_options(sample, data, target, table, query)
+    if ci != "none":
+        workflow_files(ci)  # an unknown provider is refused before anything is created
+    storage = remote_url(remote, path.resolve()) if remote else None
     sample = sample or "churn"
     if source is None and sample not in INIT_SAMPLES:
         raise UsageError(f"--sample {sample}: unknown sample; samples are: {', '.join(SAMPLES)}.")
@@ -160,7 +188,7 @@ def init(
     try:
         _mkdirs(path, created)
         result = _scaffold(path, sample, rows, created, new_repo=top != path, raw=raw, source=source,
-                           target=target, task=task)
+                           target=target, task=task, storage=storage, ci=ci)
     except BaseException:
         _undo(created)
         raise
@@ -193,7 +221,8 @@ def _mkdirs(folder: Path, created: list[Path]) -> None:
 
 
 def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo: bool, raw: str,
-              source: DataSource | None, target: str | None, task: str | None) -> InitResult:
+              source: DataSource | None, target: str | None, task: str | None, storage: RemoteUrl | None,
+              ci: str) -> InitResult:
     notes: list[str] = []
     if new_repo:
         created.append(path / ".git")
@@ -205,7 +234,10 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
         contents[PARAMS_FILE] = with_values(contents[PARAMS_FILE], ingest)
         # schema.yaml and the plots of dvc.yaml come from the data: written after ingest has read it.
         later = {name: contents.pop(name) for name in (SCHEMA_FILE, PIPELINE_FILE)}
-    generated = {".gitignore": GITIGNORE, "README.md": README.format(name=path.name)}
+    generated = {".gitignore": GITIGNORE, "README.md": README.format(name=path.name),
+                 REQUIREMENTS_FILE: requirements([storage.plugin] if storage and storage.plugin else None)}
+    if ci != "none":
+        generated.update(workflow_files(ci))
     if source and source.path.parent == path:
         # The original stays where it was; the pipeline reads its DVC-tracked copy. Keep the original out of git.
         generated[".gitignore"] += f"/{source.path.name}\n"
@@ -223,6 +255,8 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
         shutil.copyfile(source.path, path / raw)  # a copy: the user's file is never touched
         schema, rows = _infer_contract(path, source, raw, target, task, created, notes)
         later[PIPELINE_FILE] = _pipeline_for(later[PIPELINE_FILE], schema.task)
+        if schema.task == "regression":  # params.yaml was written for ingest to read: its gate rules follow the task
+            write_text_atomic(path / PARAMS_FILE, _params_for(contents[PARAMS_FILE], schema.task))
         later[SCHEMA_FILE] = to_yaml(schema, source.path.name)
         files += _write_new(path, later, created)[0]
         notes += source.notes
@@ -242,11 +276,14 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
             created.append(pointer)
     dvc_adapter.add(Project(path), raw)
     files += [".dvc", ".dvcignore", f"{raw}.dvc", str(Path(raw).parent / ".gitignore")]
+    if storage:
+        dvc_adapter.add_remote(Project(path), storage.url)
+        notes += storage.notes
 
     if not git.has_identity(path):
         notes.append("git has no user.name/user.email here; the first commit is authored as 'mlp' — set yours with git config")
     sha = git.commit(path, files, label)
-    return InitResult(path, sha, raw, rows, skipped, notes, schema)
+    return InitResult(path, sha, raw, rows, skipped, notes, schema, storage.url if storage else None)
 
 
 def _write_new(path: Path, contents: dict[str, str], created: list[Path]) -> tuple[list[str], list[str]]:
@@ -317,6 +354,15 @@ def _pipeline_for(text: str, task: str) -> str:
     if task != "regression":
         return text
     return text[: text.index("\nplots:\n") + 1] + REGRESSION_PLOTS
+
+
+def _params_for(text: str, task: str) -> str:
+    """params.yaml for the task: a regression project gates on r2 and rmse instead of roc_auc."""
+    if task != "regression":
+        return text
+    start = text.index("    roc_auc:\n", text.index("\ngate:\n"))
+    end = text.find("\n\n", start)
+    return text[:start] + REGRESSION_GATE + (text[end + 1:] if end != -1 else "")
 
 
 def _undo(created: list[Path]) -> None:

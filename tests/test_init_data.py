@@ -252,6 +252,12 @@ def test_a_regression_parquet_file_gets_residual_plots(tmp_path):
     assert mlp(root, "repro").code == 0
     metrics = read_json(root / "reports/metrics.json")
     assert metrics["r2"] > 0.8 and (root / "reports/plots/residuals.csv").exists()
+    # the gate rules follow the task: r2 and rmse, not the classification template's roc_auc
+    rules = yaml.safe_load((root / "params.yaml").read_text())["gate"]["metrics"]
+    assert rules == {"r2": {"min": 0.0}, "rmse": {"max_rel_drop": 0.02}}
+    gate = mlp(root, "gate")
+    assert gate.code == 0, gate.err
+    assert "main has no metrics (first run)" in gate.out
 
 
 def test_init_in_the_folder_that_holds_the_data_file(tmp_path):
