@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import dvc_adapter, git
+from . import dvc_adapter, git, revisions
 from .dvc_adapter import Change, StageRun, StageStatus
 from .errors import ProjectError, StageFailedError
 from .params import load_params
@@ -100,8 +100,6 @@ def reproduce(
     sha = git.head(project.root)
     if sha is None:
         raise ProjectError("the repository has no commit yet; commit the project (with dvc.lock) and run again.")
-    from . import revisions
-
     with revisions.GitReader(project.root) as reader:
         committed = revisions.read_yaml_at(reader, sha, LOCK_FILE)
     if not committed or not isinstance(committed.get("stages"), dict):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import diffs, revisions
@@ -51,8 +51,7 @@ class RuleResult:
     note: str | None = None  # why it failed or was skipped
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "rule": self.rule, "threshold": self.threshold, "value": self.value,
-                "baseline": self.baseline, "change": self.change, "result": self.result, "note": self.note}
+        return asdict(self)
 
 
 @dataclass
@@ -236,7 +235,7 @@ def run_gate(project: Project, baseline_rev: str | None = None) -> GateResult:
     with revisions.GitReader(project.root) as reader:
         baseline, note = revisions.read_metrics_at(reader, project.root, sha, METRICS_FILE)
     if baseline is None:
-        if not (note or "").startswith("no metrics file"):  # unreadable (not in the DVC cache, broken JSON)
+        if not (note or "").startswith(revisions.NO_METRICS_FILE):  # unreadable (not in the DVC cache, broken JSON)
             raise DataError(f"cannot read the baseline's metrics ({rev}: {note}); fix that or pass --baseline "
                             "with another revision.")
         note = f"{rev} has no metrics (first run)"

@@ -188,6 +188,9 @@ def read_workspace(root: str | Path, path: str) -> bytes | None:
 
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# How a metrics note starts when the revision simply has no metrics file (a first run), as opposed to one that
+# cannot be read; `mlp gate` skips change rules only in the first case.
+NO_METRICS_FILE = "no metrics file"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -291,7 +294,7 @@ def _metrics(root: Path, rev: str, path: str, content: bytes | None,
             if content is None:
                 return None, f"{path} is not in the local DVC cache; run `dvc pull`"
     if content is None:
-        return None, f"no metrics file at {_label(rev)}"
+        return None, f"{NO_METRICS_FILE} at {_label(rev)}"
     try:
         metrics = json.loads(content)
     except (ValueError, UnicodeDecodeError):

@@ -256,7 +256,7 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
         schema, rows = _infer_contract(path, source, raw, target, task, created, notes)
         later[PIPELINE_FILE] = _pipeline_for(later[PIPELINE_FILE], schema.task)
         if schema.task == "regression":  # params.yaml was written for ingest to read: its gate rules follow the task
-            write_text_atomic(path / PARAMS_FILE, _params_for(contents[PARAMS_FILE], schema.task))
+            write_text_atomic(path / PARAMS_FILE, _regression_gate(contents[PARAMS_FILE]))
         later[SCHEMA_FILE] = to_yaml(schema, source.path.name)
         files += _write_new(path, later, created)[0]
         notes += source.notes
@@ -356,10 +356,8 @@ def _pipeline_for(text: str, task: str) -> str:
     return text[: text.index("\nplots:\n") + 1] + REGRESSION_PLOTS
 
 
-def _params_for(text: str, task: str) -> str:
-    """params.yaml for the task: a regression project gates on r2 and rmse instead of roc_auc."""
-    if task != "regression":
-        return text
+def _regression_gate(text: str) -> str:
+    """params.yaml for a regression project: it gates on r2 and rmse instead of roc_auc."""
     start = text.index("    roc_auc:\n", text.index("\ngate:\n"))
     end = text.find("\n\n", start)
     return text[:start] + REGRESSION_GATE + (text[end + 1:] if end != -1 else "")

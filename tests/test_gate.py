@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -193,22 +192,6 @@ def test_rendering_in_every_format() -> None:
 
 # --- the command on real projects -------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def built(built_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """HEAD~1: `mlp init` (no metrics); HEAD = main: the first run, with the template's gate section."""
-    root = tmp_path_factory.mktemp("gate") / "proj"
-    shutil.copytree(built_template, root, symlinks=True)
-    return root
-
-
-@pytest.fixture
-def proj(built: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    shutil.copytree(built, root, symlinks=True)
-    (root / GATE).unlink(missing_ok=True)
-    return root
-
-
 def set_gate(root: Path, section: str) -> None:
     params = root / "params.yaml"
     text = params.read_text()
@@ -219,80 +202,80 @@ def gate_json(root: Path) -> dict:
     return json.loads((root / GATE).read_text())
 
 
-def test_the_template_gate_passes_on_an_up_to_date_project(built: Path) -> None:
-    result = mlp(built, "gate")
+def test_the_template_gate_passes_on_an_up_to_date_project(project: Path) -> None:
+    result = mlp(project, "gate")
     assert result.code == 0, result.err
     assert result.err == ""
-    written = gate_json(built)
-    roc_auc = json.loads((built / METRICS).read_text())["roc_auc"]
+    written = gate_json(project)
+    roc_auc = json.loads((project / METRICS).read_text())["roc_auc"]
     assert written["status"] == "passed"
-    assert written["baseline"] == {"rev": "main", "sha": git(built, "rev-parse", "main").strip(), "note": None}
+    assert written["baseline"] == {"rev": "main", "sha": git(project, "rev-parse", "main").strip(), "note": None}
     assert written["rules"] == [
         {"metric": "roc_auc", "rule": "min", "threshold": 0.5, "value": roc_auc, "baseline": None, "change": None,
          "result": "passed", "note": None},
         {"metric": "roc_auc", "rule": "max_drop", "threshold": 0.01, "value": roc_auc, "baseline": roc_auc,
          "change": 0, "result": "passed", "note": None}]
     assert "max_drop 0.01" in result.out and "gate passed" in result.out
-    as_json = mlp(built, "gate", "--format", "json", check=True)
-    assert json.loads(as_json.out) == gate_json(built)
+    as_json = mlp(project, "gate", "--format", "json", check=True)
+    assert json.loads(as_json.out) == gate_json(project)
 
 
-def test_a_value_threshold_rejects(proj: Path) -> None:
-    params = proj / "params.yaml"
+def test_a_value_threshold_rejects(project: Path) -> None:
+    params = project / "params.yaml"
     params.write_text(params.read_text().replace("min: 0.5 ", "min: 0.99"))
-    result = mlp(proj, "gate")
-    roc_auc = json.loads((proj / METRICS).read_text())["roc_auc"]
+    result = mlp(project, "gate")
+    roc_auc = json.loads((project / METRICS).read_text())["roc_auc"]
     assert result.code == 1, result.err
     assert result.err.strip() == (f"Error: gate rejected: roc_auc {roc_auc:.6g} is below the minimum 0.99; "
                                   "see reports/gate.json")
     assert "FAILED" in result.out
-    written = gate_json(proj)
+    written = gate_json(project)
     assert written["status"] == "rejected"
     assert [r["result"] for r in written["rules"]] == ["failed", "passed"]
 
 
-def test_a_regression_against_the_baseline_rejects_and_another_baseline_passes(proj: Path) -> None:
-    metrics = proj / METRICS
+def test_a_regression_against_the_baseline_rejects_and_another_baseline_passes(project: Path) -> None:
+    metrics = project / METRICS
     original = metrics.read_text()
     better = json.loads(original)
     better["roc_auc"] = round(better["roc_auc"] + 0.05, 6)
     metrics.write_text(json.dumps(better, indent=2))
-    git(proj, "commit", "-qam", "a better model")
+    git(project, "commit", "-qam", "a better model")
     metrics.write_text(original)  # the workspace is back to the worse model
-    result = mlp(proj, "gate")
+    result = mlp(project, "gate")
     assert result.code == 1, result.err
     assert result.err.startswith("Error: gate rejected: roc_auc dropped 0.05 against main (allowed 0.01)")
-    rule = gate_json(proj)["rules"][1]
+    rule = gate_json(project)["rules"][1]
     assert (rule["rule"], rule["result"], rule["baseline"]) == ("max_drop", "failed", better["roc_auc"])
     assert rule["change"] == pytest.approx(0.05)
     # --baseline names another revision: the first run, which has the workspace's metrics
-    assert mlp(proj, "gate", "--baseline", "HEAD~1").code == 0
-    assert gate_json(proj)["baseline"]["rev"] == "HEAD~1"
+    assert mlp(project, "gate", "--baseline", "HEAD~1").code == 0
+    assert gate_json(project)["baseline"]["rev"] == "HEAD~1"
     # and a relative rule, in the format of a CI comment
-    set_gate(proj, "gate:\n  metrics:\n    roc_auc:\n      max_rel_drop: 0.02\n")
-    result = mlp(proj, "gate", "--format", "md")
+    set_gate(project, "gate:\n  metrics:\n    roc_auc:\n      max_rel_drop: 0.02\n")
+    result = mlp(project, "gate", "--format", "md")
     assert result.code == 1 and "dropped" in result.err and "(allowed 2%)" in result.err
     assert result.out.splitlines()[0].startswith("| metric")
 
 
-def test_a_first_run_skips_change_rules_with_a_note(proj: Path) -> None:
+def test_a_first_run_skips_change_rules_with_a_note(project: Path) -> None:
     # gate.baseline in params.yaml names the `mlp init` commit, which has no metrics yet
-    set_gate(proj, "gate:\n  baseline: HEAD~1\n  metrics:\n    roc_auc:\n      min: 0.5\n      max_drop: 0.01\n")
-    result = mlp(proj, "gate")
+    set_gate(project, "gate:\n  baseline: HEAD~1\n  metrics:\n    roc_auc:\n      min: 0.5\n      max_drop: 0.01\n")
+    result = mlp(project, "gate")
     assert result.code == 0, result.err
-    written = gate_json(proj)
+    written = gate_json(project)
     assert written["baseline"]["rev"] == "HEAD~1"
     assert written["baseline"]["note"] == "HEAD~1 has no metrics (first run)"
     assert [(r["result"], r["note"]) for r in written["rules"]] == [
         ("passed", None), ("skipped", "HEAD~1 has no metrics (first run)")]
     assert "skipped" in result.out and "HEAD~1 has no metrics (first run)" in result.out
     # --baseline overrides gate.baseline
-    assert mlp(proj, "gate", "--baseline", "main", check=True).code == 0
-    assert gate_json(proj)["baseline"]["note"] is None
+    assert mlp(project, "gate", "--baseline", "main", check=True).code == 0
+    assert gate_json(project)["baseline"]["note"] is None
 
 
-def test_csv_output(built: Path) -> None:
-    table = list(csv.DictReader(io.StringIO(mlp(built, "gate", "--format", "csv", check=True).out)))
+def test_csv_output(project: Path) -> None:
+    table = list(csv.DictReader(io.StringIO(mlp(project, "gate", "--format", "csv", check=True).out)))
     assert [(r["metric"], r["rule"], r["threshold"], r["result"]) for r in table] == [
         ("roc_auc", "min", "0.5", "passed"), ("roc_auc", "max_drop", "0.01", "passed")]
 
@@ -316,24 +299,24 @@ def test_csv_output(built: Path) -> None:
      ["unknown revision 'nosuch'", "Pass --baseline REV or set gate.baseline"]),
     (None, ["--format", "xml"], ["xml"]),
 ])
-def test_bad_input_is_a_one_line_error_and_writes_nothing(proj: Path, edit, args, needles) -> None:
+def test_bad_input_is_a_one_line_error_and_writes_nothing(project: Path, edit, args, needles) -> None:
     if edit is not None:
-        edit(proj)
-    before = snapshot(proj)
-    result = mlp(proj, "gate", *args)
+        edit(project)
+    before = snapshot(project)
+    result = mlp(project, "gate", *args)
     assert_one_line_error(result, *needles)
     assert len(result.err.strip().splitlines()) == 1
-    assert snapshot(proj) == before
-    assert not (proj / GATE).exists()
+    assert snapshot(project) == before
+    assert not (project / GATE).exists()
 
 
-def test_unreadable_baseline_metrics_are_an_error_not_a_skip(proj: Path) -> None:
-    (proj / METRICS).write_text("{oops")
-    git(proj, "commit", "-qam", "broken metrics")
-    (proj / METRICS).write_text(git(proj, "show", f"HEAD~1:{METRICS}"))
-    result = mlp(proj, "gate")
+def test_unreadable_baseline_metrics_are_an_error_not_a_skip(project: Path) -> None:
+    (project / METRICS).write_text("{oops")
+    git(project, "commit", "-qam", "broken metrics")
+    (project / METRICS).write_text(git(project, "show", f"HEAD~1:{METRICS}"))
+    result = mlp(project, "gate")
     assert_one_line_error(result, "cannot read the baseline's metrics", "not valid JSON", "--baseline")
-    assert not (proj / GATE).exists()
+    assert not (project / GATE).exists()
 
 
 def test_gate_outside_a_project_and_help(tmp_path: Path) -> None:
