@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import dvc_adapter, git, revisions
-from .dvc_adapter import Change, StageRun, StageStatus
+from . import dvc_adapter, files, git, revisions
+from .pipeline import Change, StageRun, StageStatus
 from .errors import ProjectError, StageFailedError
 from .params import load_params
 from .project import LOCK_FILE, Project
@@ -121,7 +121,7 @@ def reproduce(
             # The clone and its logs are deleted below: the last lines of output travel in `details`.
             message = re.sub(r" \(full output in [^)]*\)", "", exc.message)
             raise StageFailedError(exc.stage, f"in the clean rebuild of {sha[:7]}: {message}", exc.details) from exc
-        rebuilt = revisions.parse_yaml((clone.root / LOCK_FILE).read_bytes())
+        rebuilt = files.parse_yaml((clone.root / LOCK_FILE).read_bytes())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     differ, count = compare_locks(committed, rebuilt)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UsageError
-from .params import write_text_atomic
+from .files import write_text_atomic
 from .project import Project
 
 WORKFLOW_FILES = {"github": ".github/workflows/mlp.yml", "gitlab": ".gitlab-ci.yml"}

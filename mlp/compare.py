@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import diffs, revisions
+from . import diffs, files, revisions
 from .diffs import Delta
 from .errors import ProjectError, UsageError
 from .project import METRICS_FILE, PARAMS_FILE, Project
@@ -120,7 +120,7 @@ def _yaml_or_none(raw: bytes | None) -> dict | None:
     if raw is None:
         return None
     try:
-        data = revisions.parse_yaml(raw)
+        data = files.parse_yaml(raw)
     except yaml.YAMLError:
         return None
     return data if isinstance(data, dict) else None

@@ -13,51 +13,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import DataError, DvcError, StageFailedError, UsageError
+from .pipeline import Change, Output, StageNode, StageRun, StageStatus
 from .project import Project
-
-
-@dataclass(frozen=True)
-class Change:
-    """One reason a stage is out of date."""
-
-    kind: str  # param | dep | out | cmd | always | upstream | forced | new (never run)
-    target: str  # the param key, the path, or the upstream stage
-    state: str = "modified"  # modified | new | deleted | not in cache | will run
-    old: Any = None
-    new: Any = None
-
-
-@dataclass
-class StageStatus:
-    name: str
-    changes: list[Change] = field(default_factory=list)
-
-    @property
-    def stale(self) -> bool:
-        return bool(self.changes)
-
-
-@dataclass
-class StageRun:
-    """What `mlp repro` did with one stage."""
-
-    name: str
-    outcome: str  # ran | restored (from DVC's run cache) | skipped | failed
-    changes: list[Change]
-    seconds: float
-    log: Path | None = None
-
-
-@dataclass(frozen=True)
-class StageNode:
-    name: str
-    cmd: str
-    upstream: tuple[str, ...]
 
 
 class _Records(logging.Handler):
@@ -364,13 +325,6 @@ def add(project: Project, path: str) -> None:
     """`dvc add path`: track a data file with DVC (git then tracks the small `.dvc` pointer file)."""
     with _repo(project) as (repo, _):
         repo.add(str(project.root / path))
-
-
-@dataclass(frozen=True)
-class Output:
-    stage: str
-    path: str
-    cached: bool  # False for `cache: false` outputs, which git keeps (reports/metrics.json)
 
 
 def outputs(project: Project) -> list[Output]:

@@ -17,7 +17,8 @@ from typing import Any
 from . import diffs, revisions
 from .compare import direction_overrides
 from .errors import DataError, ProjectError, UsageError
-from .params import load_params, write_text_atomic
+from .files import write_text_atomic
+from .params import load_params
 from .project import METRICS_FILE, Project
 
 GATE_FILE = "reports/gate.json"

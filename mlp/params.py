@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import diffs
 from .errors import ProjectError, UsageError
+from .files import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -22,15 +22,20 @@ class ParamChange:
 
 def _yaml(typ: str = "rt"):
     from ruamel.yaml import YAML
+    from ruamel.yaml.representer import RoundTripRepresenter
 
+    class Representer(RoundTripRepresenter):
+        """Writes null as `null`, not as an empty value that reads like a mistake. A subclass of its own: ruamel's
+        add_representer changes the class it is called on, and DVC writes dvc.lock with RoundTripRepresenter in
+        this same process, so changing that class would make mlp's dvc.lock differ from stock DVC's."""
+
+    Representer.add_representer(type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
     yaml = YAML(typ=typ)
+    if typ == "rt":
+        yaml.Representer = Representer
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a user's long lines
     yaml.indent(mapping=2, sequence=4, offset=2)
-    # Write null as `null`, not as an empty value that reads like a mistake.
-    yaml.representer.add_representer(
-        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
-    )
     return yaml
 
 
@@ -57,18 +62,6 @@ def _load(path: Path, typ: str) -> Any:
 def load_params(path: Path) -> dict:
     """params.yaml as plain dicts and lists; a one-line ProjectError when it is missing or not valid YAML."""
     return _load(path, "safe")
-
-
-def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
-    """{'train': {'max_depth': 6}} -> {'train.max_depth': 6}; lists stay whole values."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -139,7 +132,7 @@ def set_params(path: Path, overrides: list[str]) -> list[ParamChange]:
     """
     parsed = [parse_override(text) for text in overrides]
     data = _load(path, "rt")
-    flat = flatten(load_params(path))
+    flat = diffs.flatten(load_params(path))
     changes: list[ParamChange] = []
     for key, new in parsed:
         try:
@@ -176,15 +169,3 @@ def _dump(data: Any) -> str:
     buffer = io.StringIO()
     _yaml("rt").dump(data, buffer)
     return buffer.getvalue()
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import dvc_adapter
-from .dvc_adapter import Change, StageRun, StageStatus
-from .params import ParamChange, load_params, set_params, write_text_atomic
+from .pipeline import Change, StageRun, StageStatus
+from .files import write_text_atomic
+from .params import ParamChange, load_params, set_params
 from .project import METRICS_FILE, Project
 
 

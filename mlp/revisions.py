@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import configparser
 import contextlib
-import functools
 import json
 import posixpath
 import re
@@ -23,6 +22,7 @@ from typing import Any
 import yaml
 
 from .errors import MlpError, ProjectError, UsageError
+from .files import parse_yaml
 
 WORKSPACE = "workspace"  # the pseudo-revision for the files on disk; callers use read_workspace for it
 LOCK_FILE = "dvc.lock"
@@ -187,18 +187,9 @@ def read_workspace(root: str | Path, path: str) -> bytes | None:
     return file.read_bytes() if file.is_file() else None
 
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # How a metrics note starts when the revision simply has no metrics file (a first run), as opposed to one that
 # cannot be read; `mlp gate` skips change rules only in the first case.
 NO_METRICS_FILE = "no metrics file"
-
-
-@functools.lru_cache(maxsize=1024)
-def parse_yaml(content: bytes) -> Any:
-    """YAML parsed once per distinct content, with libyaml where PyYAML has it: `mlp log -n 300` parses params.yaml
-    at 600 revisions, most of them alike, and the pure-Python parser alone took seconds. Raises yaml.YAMLError.
-    The result is shared between callers: read it, do not change it."""
-    return yaml.load(content, Loader=_LOADER)
 
 
 def read_yaml_at(reader: GitReader, rev: str, path: str) -> dict[str, Any] | None:

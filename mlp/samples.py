@@ -16,13 +16,13 @@ import itertools
 import numbers
 import os
 import re
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .files import atomic_path
 
 CHUNK_ROWS = 100_000
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
@@ -81,13 +81,8 @@ def write_sample(name: str, path: str | os.PathLike, rows: int | None = None, se
     n = info.default_rows if rows is None else rows
     tables = _churn_tables(n, int(seed)) if name == "churn" else iter([_sklearn_table(info, n, int(seed))])
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         _write_tables(tables, tmp, fmt)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return info
 
 

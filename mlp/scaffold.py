@@ -20,7 +20,8 @@ from . import dvc_adapter, git
 from .datafile import DataSource
 from .errors import DataError, MlpError, UsageError
 from .ci import REQUIREMENTS_FILE, requirements, workflow_files
-from .params import with_values, write_text_atomic
+from .files import write_text_atomic
+from .params import with_values
 from .project import PARAMS_FILE, PIPELINE_FILE, SCHEMA_FILE, Project
 from .remote import RemoteUrl, remote_url
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mlp.errors import ProjectError, UsageError
-from mlp.params import flatten, load_params, parse_override, set_params
+from mlp.params import load_params, parse_override, set_params
 
 PARAMS = """\
 # Every knob of the pipeline.
@@ -88,7 +88,6 @@ def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
         load_params(tmp_path / "params.yaml")
 
 
-def test_flatten_and_parse() -> None:
-    assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": {}}) == {"a.b": 1, "a.c.d": [1, 2], "e": {}}
+def test_parse_override() -> None:
     assert parse_override("a.b=0.5") == ("a.b", 0.5)
     assert parse_override("a.b= text with spaces") == ("a.b", "text with spaces")

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from mlp.dvc_adapter import Change, StageNode, StageRun, StageStatus
+from mlp.pipeline import Change, StageNode, StageRun, StageStatus
 from mlp.params import ParamChange
 from mlp.render import (change, dag_mermaid, dag_text, dry_run, metrics_table, repro_summary, rows, stage_run,
                         status_text, to_json)
