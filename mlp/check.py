@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import dvc_adapter, files, git, revisions
-from .pipeline import Change, StageRun, StageStatus
+from .pipeline import Change, LockedStage, StageRun, StageStatus
 from .errors import ProjectError, StageFailedError
 from .params import load_params
 from .project import LOCK_FILE, Project
@@ -101,8 +100,8 @@ def reproduce(
     if sha is None:
         raise ProjectError("the repository has no commit yet; commit the project (with dvc.lock) and run again.")
     with revisions.GitReader(project.root) as reader:
-        committed = revisions.read_yaml_at(reader, sha, LOCK_FILE)
-    if not committed or not isinstance(committed.get("stages"), dict):
+        committed = dvc_adapter.lock_stages(revisions.read_yaml_at(reader, sha, LOCK_FILE))
+    if not committed:
         raise ProjectError(f"commit {sha[:7]} has no dvc.lock; run `mlp repro`, commit dvc.lock and run again.")
     dirty = bool(git.uncommitted(project.root, ["."]))
     cache = dvc_adapter.cache_dir(project)
@@ -121,37 +120,29 @@ def reproduce(
             # The clone and its logs are deleted below: the last lines of output travel in `details`.
             message = re.sub(r" \(full output in [^)]*\)", "", exc.message)
             raise StageFailedError(exc.stage, f"in the clean rebuild of {sha[:7]}: {message}", exc.details) from exc
-        rebuilt = files.parse_yaml((clone.root / LOCK_FILE).read_bytes())
+        rebuilt = dvc_adapter.lock_stages(files.parse_yaml((clone.root / LOCK_FILE).read_bytes()))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     differ, count = compare_locks(committed, rebuilt)
     return ReproduceResult(sha, count, differ, data_from, time.perf_counter() - started, runs, dirty)
 
 
-def _hashes(entries: Any) -> dict[str, str | None]:
-    """{path: md5} of a dvc.lock deps/outs list."""
-    return {e["path"]: e.get("md5") for e in entries or [] if isinstance(e, dict) and "path" in e}
-
-
-def compare_locks(committed: dict, rebuilt: dict) -> tuple[list[OutputDiff], int]:
-    """Outputs whose hash differs between two dvc.lock files, each with why: the stage is not deterministic
-    (same inputs, different output) or one of its inputs already differed. Pure: no files, no DVC."""
-    old_stages, new_stages = committed.get("stages") or {}, rebuilt.get("stages") or {}
+def compare_locks(committed: dict[str, LockedStage], rebuilt: dict[str, LockedStage]) -> tuple[list[OutputDiff], int]:
+    """Outputs whose hash differs between two locks (dvc_adapter.lock_stages), each with why: the stage is not
+    deterministic (same inputs, different output) or one of its inputs already differed. Pure: no files, no DVC."""
     differ: list[OutputDiff] = []
     count = 0
-    for name, old in old_stages.items():
-        new = new_stages.get(name) or {}
-        old_outs, new_outs = _hashes(old.get("outs")), _hashes(new.get("outs"))
-        count += len(old_outs)
-        changed = [p for p in old_outs if old_outs[p] != new_outs.get(p)]
+    for name, old in committed.items():
+        new = rebuilt.get(name) or LockedStage(name, None, {}, {}, {})
+        count += len(old.outs)
+        changed = [p for p in old.outs if old.outs[p] != new.outs.get(p)]
         if not changed:
             continue
-        old_deps, new_deps = _hashes(old.get("deps")), _hashes(new.get("deps"))
-        inputs = [f"its input {p} differs" for p in old_deps if old_deps[p] != new_deps.get(p)]
-        if old.get("cmd") != new.get("cmd"):
+        inputs = [f"its input {p} differs" for p in old.deps if old.deps[p] != new.deps.get(p)]
+        if old.cmd != new.cmd:
             inputs.insert(0, "its command differs")
-        if (old.get("params") or {}) != (new.get("params") or {}):
+        if old.params != new.params:
             inputs.append("its params differ")
         why = inputs[0] if inputs else "not deterministic: same inputs, different output"
-        differ += [OutputDiff(name, p, old_outs[p], new_outs.get(p), why) for p in changed]
+        differ += [OutputDiff(name, p, old.outs[p], new.outs.get(p), why) for p in changed]
     return differ, count

@@ -126,20 +126,21 @@ def repro(stages: tuple[str, ...], force: bool, dry: bool, overrides: tuple[str,
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(as_json: bool) -> None:
+@FORMAT_OPTION
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="The same as --format json.")
+def status(fmt: str, as_json: bool) -> None:
     """What is out of date and why (changed params with old and new values, files, commands).
 
     \b
-    Example:
-      mlp status --json
+    Examples:
+      mlp status
+      mlp status --format json
     """
     from . import render
     from .project import find_project
     from .repro import status as pipeline_status
 
-    result = pipeline_status(find_project())
-    click.echo(render.to_json(result) if as_json else render.status_text(result))
+    click.echo(render.status_report(pipeline_status(find_project()), "json" if as_json else fmt))
 
 
 @cli.command()
@@ -323,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=args, prog_name="mlp", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # Bare `mlp` (or `mlp ci`) asks what there is: the help, on stdout, not an error.
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        return 0
     except click.UsageError as exc:
         # One line, like every other error, instead of click's three-line usage block.
         where = exc.ctx.command_path if exc.ctx else "mlp"

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import diffs, files, revisions
+from . import diffs, revisions
 from .diffs import Delta
 from .errors import ProjectError, UsageError
 from .project import METRICS_FILE, PARAMS_FILE, Project
@@ -81,7 +81,8 @@ def log(project: Project, n: int | None = None, rev_range: str | None = None) ->
         texts = reader.read_many([(rev, PARAMS_FILE) for sha in shas for rev in (sha, f"{sha}^")])
     entries = []
     for i, (commit, (metrics, note)) in enumerate(zip(commits, found)):
-        now, before = (_yaml_or_none(t) for t in texts[2 * i: 2 * i + 2])
+        now = revisions.yaml_mapping(texts[2 * i], PARAMS_FILE, commit.sha)
+        before = revisions.yaml_mapping(texts[2 * i + 1], PARAMS_FILE, f"{commit.sha}^")
         changed = diffs.diff(before, now) if before is not None or now is not None else []
         entries.append(LogEntry(commit, diffs.flatten(metrics) if metrics is not None else None, note, changed))
     return entries
@@ -111,19 +112,7 @@ def _workspace_metrics(project: Project) -> tuple[dict | None, str | None]:
 
 
 def _workspace_yaml(project: Project) -> dict | None:
-    return _yaml_or_none(revisions.read_workspace(project.root, PARAMS_FILE))
-
-
-def _yaml_or_none(raw: bytes | None) -> dict | None:
-    import yaml
-
-    if raw is None:
-        return None
-    try:
-        data = files.parse_yaml(raw)
-    except yaml.YAMLError:
-        return None
-    return data if isinstance(data, dict) else None
+    return revisions.yaml_mapping(revisions.read_workspace(project.root, PARAMS_FILE), PARAMS_FILE, revisions.WORKSPACE)
 
 
 def _directions(project: Project) -> dict[str, str]:

@@ -6,19 +6,23 @@ DVC's Python API is used in-process (not the `dvc` command) so that a no-op `mlp
 
 from __future__ import annotations
 
+import configparser
+import json
 import logging
 import os
+import posixpath
 import re
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import DataError, DvcError, StageFailedError, UsageError
-from .pipeline import Change, Output, StageNode, StageRun, StageStatus
-from .project import Project
+from .pipeline import Change, LockedStage, Output, StageNode, StageRun, StageStatus
+from .project import LOCK_FILE, Project
 
 
 class _Records(logging.Handler):
@@ -370,3 +374,94 @@ def add_remote(project: Project, url: str, name: str = "storage") -> None:
         with repo.config.edit("repo") as conf:
             conf["remote"][name] = {"url": url}
             conf["core"]["remote"] = name
+
+
+# --- DVC's files, read without DVC: dvc.lock's structure and the local cache's layout --------------------------
+# `mlp compare`/`log` read metrics at hundreds of revisions and `mlp check --reproduce` compares two locks; opening
+# a DVC Repo for that would cost a second each, so these read DVC's on-disk formats directly (DVC 3 and DVC 2).
+
+
+def lock_stages(lock: Any) -> dict[str, LockedStage]:
+    """The stages of a parsed dvc.lock: each one's command, params and the md5 of every dep and out."""
+    def hashes(entries: Any) -> dict[str, str | None]:
+        return {str(e["path"]): e.get("md5") for e in entries or [] if isinstance(e, dict) and "path" in e}
+
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    return {str(name): LockedStage(str(name), (entry or {}).get("cmd"), (entry or {}).get("params") or {},
+                                   hashes((entry or {}).get("deps")), hashes((entry or {}).get("outs")))
+            for name, entry in (stages or {}).items() if isinstance(entry, dict) or entry is None}
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    tracked: bool  # dvc.lock names the file as (or inside) a stage output
+    content: bytes | None = None
+    problem: str | None = None  # why a tracked file could not be read; "{rev}" stands for the revision
+
+
+def cached_output(root: Path, lock: Any, path: str) -> CachedFile:
+    """The content of the stage output `path` (a file, or a file inside an output folder) from the local DVC
+    cache, through the hashes of a parsed dvc.lock."""
+    md5, tracked = _locked_md5(lock, path)
+    if not tracked:
+        return CachedFile(False)
+    if md5 is None:
+        return CachedFile(True, problem=f"{path} has no hash in {LOCK_FILE} at {{rev}}; run `dvc repro` and commit")
+    if ":" in md5:  # inside a tracked folder: find the file's own hash in the folder's listing
+        md5 = _md5_in_folder(root, *md5.split(":", 1))
+    content = _from_cache(root, md5) if md5 else None
+    if content is None:
+        return CachedFile(True, problem=f"{path} is not in the local DVC cache; run `dvc pull`")
+    return CachedFile(True, content)
+
+
+def _cache_dirs(root: Path) -> list[Path]:
+    """The local DVC cache folders to look in: a configured `cache.dir`, else .dvc/cache."""
+    dirs = []
+    for name in ("config.local", "config"):
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(root / ".dvc" / name)
+            configured = parser.get("cache", "dir", fallback=None)
+        except configparser.Error:
+            continue
+        if configured:
+            dirs.append((root / ".dvc" / configured.strip("'\"")).resolve())
+            break
+    dirs.append(root / ".dvc" / "cache")
+    return dirs
+
+
+def _from_cache(root: Path, md5: str) -> bytes | None:
+    """An object of the local DVC cache by its md5: the DVC 3 layout, then the DVC 2 one."""
+    for cache in _cache_dirs(root):
+        for file in (cache / "files" / "md5" / md5[:2] / md5[2:], cache / md5[:2] / md5[2:]):
+            if file.is_file():
+                return file.read_bytes()
+    return None
+
+
+def _locked_md5(lock: Any, path: str) -> tuple[str | None, bool]:
+    """The md5 dvc.lock records for `path` (directly, or inside a tracked folder) and whether it was found."""
+    target = posixpath.normpath(path)
+    for stage in lock_stages(lock).values():
+        for out, md5 in stage.outs.items():
+            out_path = posixpath.normpath(out)
+            if out_path == target:
+                return (str(md5) if md5 else None), True
+            if target.startswith(out_path + "/") and isinstance(md5, str) and md5.endswith(".dir"):
+                return f"{md5}:{target[len(out_path) + 1:]}", True
+    return None, False
+
+
+def _md5_in_folder(root: Path, dir_md5: str, rel: str) -> str | None:
+    """The md5 of `rel` in a DVC-tracked folder, from the folder's `.dir` listing in the cache."""
+    listing = _from_cache(root, dir_md5)
+    try:
+        entries = json.loads(listing) if listing is not None else []
+    except ValueError:
+        return None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("relpath") == rel and isinstance(entry.get("md5"), str):
+            return entry["md5"]
+    return None

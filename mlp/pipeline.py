@@ -55,3 +55,14 @@ class Output:
     stage: str
     path: str
     cached: bool  # False for `cache: false` outputs, which git keeps (reports/metrics.json)
+
+
+@dataclass(frozen=True)
+class LockedStage:
+    """One stage as dvc.lock records it: what it ran with and the md5 of each file it read and wrote."""
+
+    name: str
+    cmd: Any
+    params: dict[str, Any]
+    deps: dict[str, str | None]  # path -> md5
+    outs: dict[str, str | None]

@@ -14,32 +14,38 @@ FORMATS = ("table", "md", "json", "csv")
 
 
 def _cell(value: Any) -> str:
+    """A value as a table shows it: numbers to 6 significant digits, missing as a dash."""
     if value is None:
         return "—"
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.6g}"
-    if isinstance(value, (list, dict)):
+    return _plain(value)
+
+
+def _plain(value: Any) -> str:
+    """A value as CSV (and a table) writes it: JSON-style (true, null-as-empty, [1, 2]), never a Python repr."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, list, dict)):
         return json.dumps(value)
     return str(value)
 
 
-def rows(records: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str = "table") -> str:
-    """Records as a table (tabulate), a markdown table, JSON (a list of objects) or CSV."""
+def rows(body: Sequence[Sequence[Any]], columns: Sequence[str], fmt: str = "table") -> str:
+    """Rows (each a sequence of values in the order of `columns`) as a table (tabulate), a markdown table, JSON
+    (a list of objects) or CSV. Rows are positional, so no column name, revision or branch name can collide."""
     if fmt == "json":
-        return json.dumps([{c: r.get(c) for c in columns} for r in records], indent=2, default=str)
+        return json.dumps([dict(zip(columns, r)) for r in body], indent=2, default=str)
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
-        for r in records:
-            writer.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+        writer.writerows([_plain(v) for v in r] for r in body)
         return out.getvalue().rstrip("\n")
     from tabulate import tabulate
 
-    body = [[_cell(r.get(c)) for c in columns] for r in records]
-    return tabulate(body, headers=list(columns), tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
+    cells = [[_cell(v) for v in r] for r in body]
+    return tabulate(cells, headers=list(columns), tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
 
 
 def to_json(value: Any) -> str:
@@ -119,8 +125,7 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     numbers = [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     rank = {name: i for i, name in enumerate(METRIC_ORDER)}
     numbers.sort(key=lambda k: (rank.get(k, len(rank)), k))
-    return rows([{"metric": k, "value": metrics[k], "baseline": baseline.get(k)} for k in numbers],
-                ["metric", "value", "baseline"])
+    return rows([[k, metrics[k], baseline.get(k)] for k in numbers], ["metric", "value", "baseline"])
 
 
 def status_text(statuses: Sequence[Any]) -> str:
@@ -134,6 +139,17 @@ def status_text(statuses: Sequence[Any]) -> str:
         f"{stale} of {len(statuses)} stages out of date; run `mlp repro`." if stale else "Pipeline is up to date."
     )
     return "\n".join(lines)
+
+
+def status_report(statuses: Sequence[Any], fmt: str = "table") -> str:
+    """`mlp status`: each stage, whether it is out of date, and why."""
+    if fmt == "json":
+        return to_json(statuses)
+    if fmt == "table":
+        return status_text(statuses)
+    records = [[s.name, "stale" if s.stale else "ok", reasons(s.changes, limit=6) if s.stale else "up to date"]
+               for s in statuses]
+    return rows(records, ["stage", "state", "why"], fmt)
 
 
 def dry_run(statuses: Sequence[Any]) -> str:
@@ -154,9 +170,9 @@ def check_report(result: Any, fmt: str = "table") -> str:
                        for s in result.stages],
             "uncommitted": [{"path": p, "state": s} for p, s in result.uncommitted.items()],
         }, indent=2)
-    records = [{"checked": s.name, "result": "stale" if s.stale else "ok",
-                "why": reasons(s.changes, limit=6) if s.stale else "up to date with dvc.lock"} for s in result.stages]
-    records += [{"checked": p, "result": "uncommitted", "why": f"{s}; commit it"} for p, s in result.uncommitted.items()]
+    records = [[s.name, "stale" if s.stale else "ok", reasons(s.changes, limit=6) if s.stale else "up to date with dvc.lock"]
+               for s in result.stages]
+    records += [[p, "uncommitted", f"{s}; commit it"] for p, s in result.uncommitted.items()]
     text = rows(records, ["checked", "result", "why"], fmt)
     if result.passed and fmt != "csv":
         text += f"\n\nPassed: all {len(result.stages)} stages match dvc.lock, which is committed with the reports."
@@ -177,8 +193,7 @@ def reproduce_report(result: Any, fmt: str = "table") -> str:
     if result.passed:
         text = f"{head}.\nPassed: all {result.outputs} outputs match dvc.lock."
         return text if fmt != "csv" else rows([], ["stage", "output", "committed", "rebuilt", "why"], fmt)
-    records = [{"stage": d.stage, "output": d.path, "committed": (d.committed or "—")[:12],
-                "rebuilt": (d.rebuilt or "missing")[:12], "why": d.why} for d in result.differ]
+    records = [[d.stage, d.path, (d.committed or "—")[:12], (d.rebuilt or "missing")[:12], d.why] for d in result.differ]
     table = rows(records, ["stage", "output", "committed", "rebuilt", "why"], fmt)
     return table if fmt == "csv" else f"{head}.\n\n{table}"
 
@@ -243,14 +258,10 @@ def comparison(result: Any, fmt: str = "table") -> str:
     # CSV headers are the revisions as the user named them, for scripts; tables add the short sha for people.
     names = [s.name if fmt == "csv" else _side_name(s) for s in result.sides]
     columns = ["section", "key", *names] + [f"change {n}" for n in names[1:]]
-    records = []
-    for section, rows_ in (("metrics", result.metrics), ("params", result.params)):
-        for row in rows_:
-            record = {"section": section, "key": row.key, **dict(zip(names, row.values))}
-            record.update({f"change {n}": _change_text(d) for n, d in zip(names[1:], row.changes[1:])})
-            records.append(record)
-    if not result.params:
-        columns.remove("section")
+    records = [[section, row.key, *row.values, *(_change_text(d) for d in row.changes[1:])]
+               for section, rows_ in (("metrics", result.metrics), ("params", result.params)) for row in rows_]
+    if not result.params:  # one section only: the column would say the same on every row
+        columns, records = columns[1:], [r[1:] for r in records]
     text = rows(records, columns, fmt) if records else "no differences (add --all to see every value)"
     notes = [_note(s.name, s.sha, s.note) for s in result.sides if s.note]
     # A blank line ends a markdown table; without it a viewer reads the notes as more rows.
@@ -282,8 +293,9 @@ def metric_log(entries: Sequence[Any], fmt: str = "table") -> str:
     for e in entries:
         changed = _params_changed_text(e.params_changed)
         subject = e.commit.subject if fmt != "table" or len(e.commit.subject) <= 40 else e.commit.subject[:39] + "…"
-        records.append({"commit": e.commit.short, "date": e.commit.date[:16].replace("T", " "), "subject": subject,
-                        **(e.metrics or {}), "params changed": changed or None})
+        metrics = e.metrics or {}
+        records.append([e.commit.short, e.commit.date[:16].replace("T", " "), subject,
+                        *(metrics.get(k) for k in keys), changed or None])
     text = rows(records, columns, fmt)
     if fmt == "csv":
         return text
@@ -314,17 +326,17 @@ def gate_report(result: Any, fmt: str = "table") -> str:
     JSON is the object written to reports/gate.json; CSV keeps the threshold and the note in columns of their own."""
     if fmt == "json":
         return json.dumps(result.to_dict(), indent=2)
-    records = [r.to_dict() for r in result.results]
+    rules = result.results
     if fmt == "csv":
-        return rows(records, ["metric", "rule", "threshold", "value", "baseline", "change", "result", "note"], fmt)
-    for record in records:
-        record["rule"] = f"{record['rule']} {_cell(record['threshold'])}"
-        record["result"] = "FAILED" if record["result"] == "failed" else record["result"]
+        return rows([[r.metric, r.rule, r.threshold, r.value, r.baseline, r.change, r.result, r.note] for r in rules],
+                    ["metric", "rule", "threshold", "value", "baseline", "change", "result", "note"], fmt)
+    records = [[r.metric, f"{r.rule} {_cell(r.threshold)}", r.value, r.baseline, r.change,
+                "FAILED" if r.result == "failed" else r.result] for r in rules]
     text = rows(records, ["metric", "rule", "value", "baseline", "change", "result"], fmt)
     sha = result.baseline_sha or ""
     sha = f" ({sha[:7]})" if sha and not sha.startswith(result.baseline_rev) else ""
     notes = [f"baseline: {result.baseline_rev}{sha}"]
-    notes += [f"{r['metric']} {r['rule']}: {r['note']}" for r in records if r["note"]]
+    notes += [f"{r.metric} {r.rule} {_cell(r.threshold)}: {r.note}" for r in rules if r.note]
     notes.append(f"gate {result.status}")
     # A blank line ends a markdown table; without it a viewer reads the notes as more rows.
     return "\n\n".join([text, "\n".join(notes)])

@@ -7,10 +7,8 @@ outputs are found through that revision's dvc.lock and read from the local DVC c
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import json
-import posixpath
 import re
 import shutil
 import subprocess
@@ -21,11 +19,12 @@ from typing import Any
 
 import yaml
 
+from . import dvc_adapter
 from .errors import MlpError, ProjectError, UsageError
 from .files import parse_yaml
+from .project import LOCK_FILE
 
 WORKSPACE = "workspace"  # the pseudo-revision for the files on disk; callers use read_workspace for it
-LOCK_FILE = "dvc.lock"
 _FIELD, _RECORD = "\x1f", "\x00"
 
 
@@ -41,7 +40,7 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _label(rev: str) -> str:
     """A revision as a note shows it: full shas shortened."""
-    return rev[:7] if re.fullmatch(r"[0-9a-f]{40}", rev) else rev
+    return re.sub(r"^([0-9a-f]{7})[0-9a-f]{33}", r"\1", rev)
 
 
 class GitReader:
@@ -194,62 +193,27 @@ NO_METRICS_FILE = "no metrics file"
 
 def read_yaml_at(reader: GitReader, rev: str, path: str) -> dict[str, Any] | None:
     """A YAML mapping (params.yaml) at `rev`, or None when the file is not there."""
-    content = reader.read(rev, path)
+    return yaml_mapping(reader.read(rev, path), path, rev)
+
+
+def yaml_mapping(content: bytes | None, path: str, rev: str) -> dict[str, Any] | None:
+    """`content` (the file `path` at `rev`, or in the workspace) as a YAML mapping; None when there is no file.
+    A file that is not a valid YAML mapping is a one-line ProjectError naming where it is."""
     if content is None:
         return None
+    where = "in the workspace" if rev == WORKSPACE else f"at {_label(rev)}"
+    fix = "fix the file and run again" if rev == WORKSPACE else "fix it in a new commit or compare other revisions"
     try:
         data = parse_yaml(content)
-    except yaml.YAMLError:
-        raise ProjectError(f"{path} is not valid YAML at {_label(rev)}; fix it in a new commit or compare "
-                           "other revisions.") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark else ""
+        raise ProjectError(f"{path} is not valid YAML {where}{line}; {fix}.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ProjectError(f"{path} at {_label(rev)} is not a mapping of names to values; fix it in a new commit.")
+        raise ProjectError(f"{path} {where} is not a mapping of names to values; {fix}.")
     return data
-
-
-def _cache_dirs(root: Path) -> list[Path]:
-    """The local DVC cache folders to look in: a configured `cache.dir`, else .dvc/cache."""
-    dirs = []
-    for name in ("config.local", "config"):
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read(root / ".dvc" / name)
-            configured = parser.get("cache", "dir", fallback=None)
-        except configparser.Error:
-            continue
-        if configured:
-            dirs.append((root / ".dvc" / configured.strip("'\"")).resolve())
-            break
-    dirs.append(root / ".dvc" / "cache")
-    return dirs
-
-
-def _from_cache(root: Path, md5: str) -> bytes | None:
-    """An object of the local DVC cache by its md5: the DVC 3 layout, then the DVC 2 one."""
-    for cache in _cache_dirs(root):
-        for file in (cache / "files" / "md5" / md5[:2] / md5[2:], cache / md5[:2] / md5[2:]):
-            if file.is_file():
-                return file.read_bytes()
-    return None
-
-
-def _locked_md5(lock: Any, path: str) -> tuple[str | None, bool]:
-    """The md5 dvc.lock records for `path` (directly, or inside a tracked folder) and whether it was found."""
-    target = posixpath.normpath(path)
-    stages = lock.get("stages") if isinstance(lock, dict) else None
-    for stage in (stages or {}).values():
-        for out in (stage or {}).get("outs") or []:
-            if not isinstance(out, dict) or "path" not in out:
-                continue
-            out_path = posixpath.normpath(str(out["path"]))
-            md5 = out.get("md5")
-            if out_path == target:
-                return (str(md5) if md5 else None), True
-            if target.startswith(out_path + "/") and isinstance(md5, str) and md5.endswith(".dir"):
-                return f"{md5}:{target[len(out_path) + 1:]}", True
-    return None, False
 
 
 def read_metrics_at(reader: GitReader, root: str | Path, rev: str,
@@ -275,15 +239,11 @@ def _metrics(root: Path, rev: str, path: str, content: bytes | None,
             lock = parse_yaml(lock_bytes)
         except yaml.YAMLError:
             return None, f"{LOCK_FILE} is not valid YAML at {_label(rev)}"
-        md5, tracked = _locked_md5(lock, path)
-        if tracked:
-            if md5 is None:
-                return None, f"{path} has no hash in {LOCK_FILE} at {_label(rev)}; run `dvc repro` and commit"
-            if ":" in md5:  # inside a tracked folder: find the file's own hash in the folder's listing
-                md5 = _md5_in_folder(root, *md5.split(":", 1))
-            content = _from_cache(root, md5) if md5 else None
-            if content is None:
-                return None, f"{path} is not in the local DVC cache; run `dvc pull`"
+        found = dvc_adapter.cached_output(root, lock, path)
+        if found.tracked:
+            if found.content is None:
+                return None, found.problem.replace("{rev}", _label(rev))
+            content = found.content
     if content is None:
         return None, f"{NO_METRICS_FILE} at {_label(rev)}"
     try:
@@ -293,16 +253,3 @@ def _metrics(root: Path, rev: str, path: str, content: bytes | None,
     if not isinstance(metrics, dict):
         return None, f"metrics file is not a JSON object at {_label(rev)}"
     return metrics, None
-
-
-def _md5_in_folder(root: Path, dir_md5: str, rel: str) -> str | None:
-    """The md5 of `rel` in a DVC-tracked folder, from the folder's `.dir` listing in the cache."""
-    listing = _from_cache(root, dir_md5)
-    try:
-        entries = json.loads(listing) if listing is not None else []
-    except ValueError:
-        return None
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and entry.get("relpath") == rel and isinstance(entry.get("md5"), str):
-            return entry["md5"]
-    return None

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import dvc, git, mlp, snapshot
-from mlp.check import compare_locks
+from mlp.check import compare_locks as compare_parsed
+from mlp.dvc_adapter import lock_stages
 from test_errors import assert_one_line_error
 
 NOISE_STAGE = """
@@ -147,6 +148,10 @@ def test_reproduce_reports_a_failing_stage(project):
 
 
 # --- compare_locks: pure ---------------------------------------------------------------------------------
+
+def compare_locks(committed: dict, rebuilt: dict):
+    return compare_parsed(lock_stages(committed), lock_stages(rebuilt))
+
 
 def _lock(**outs: dict) -> dict:
     return {"stages": {name: {"cmd": f"python {name}.py", **spec} for name, spec in outs.items()}}

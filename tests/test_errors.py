@@ -37,7 +37,7 @@ def test_outside_a_project(tmp_path: Path) -> None:
         (["repro", "-S", "train.max_depth=[1,"], ["not valid YAML"]),
         (["repro", "trian", "-S", "train.max_depth=3"], ["no stage named"]),
         (["repro", "--nosuch"], ["No such option"]),
-        (["status", "--format", "xml"], ["No such option"]),
+        (["status", "--format", "xml"], ["'xml' is not one of"]),
     ],
 )
 def test_bad_repro_input_changes_nothing(project: Path, args: list[str], needles: list[str]) -> None:

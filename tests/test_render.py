@@ -11,18 +11,32 @@ from mlp.params import ParamChange
 from mlp.render import (change, dag_mermaid, dag_text, dry_run, metrics_table, repro_summary, rows, stage_run,
                         status_text, to_json)
 
-RECORDS = [{"metric": "accuracy", "value": 0.81234567, "note": None}, {"metric": "tags", "value": [1, 2], "note": True}]
+COLUMNS = ["metric", "value", "note"]
+RECORDS = [["accuracy", 0.81234567, None], ["tags", [1, 2], True], ["parts", ["year", "month"], False]]
 
 
 def test_rows_in_every_format() -> None:
-    table = rows(RECORDS, ["metric", "value", "note"])
+    table = rows(RECORDS, COLUMNS)
     assert "0.812346" in table and "—" in table and "[1, 2]" in table and "true" in table
-    md = rows(RECORDS, ["metric", "value", "note"], "md")
+    md = rows(RECORDS, COLUMNS, "md")
     assert md.splitlines()[0].startswith("| metric") and md.splitlines()[1].startswith("|--")
-    assert json.loads(rows(RECORDS, ["metric", "value"], "json")) == [
-        {"metric": "accuracy", "value": 0.81234567}, {"metric": "tags", "value": [1, 2]}]
-    parsed = list(csv.reader(io.StringIO(rows(RECORDS, ["metric", "note"], "csv"))))
-    assert parsed == [["metric", "note"], ["accuracy", ""], ["tags", "True"]]
+    assert json.loads(rows(RECORDS, COLUMNS, "json"))[:2] == [
+        {"metric": "accuracy", "value": 0.81234567, "note": None}, {"metric": "tags", "value": [1, 2], "note": True}]
+
+
+def test_csv_values_are_json_style_not_python_reprs() -> None:
+    parsed = list(csv.reader(io.StringIO(rows(RECORDS, COLUMNS, "csv"))))
+    assert parsed == [COLUMNS, ["accuracy", "0.81234567", ""], ["tags", "[1, 2]", "true"],
+                      ["parts", '["year", "month"]', "false"]]
+    assert json.loads(parsed[3][1]) == ["year", "month"]  # a script reads a list back as JSON
+
+
+def test_rows_are_positional_so_names_cannot_collide() -> None:
+    # revisions named like a column, or the same revision twice, keep every value in its own column
+    columns = ["key", "key", "change key"]
+    parsed = list(csv.reader(io.StringIO(rows([["roc_auc", 0.8, "+0.1"]], columns, "csv"))))
+    assert parsed == [columns, ["roc_auc", "0.8", "+0.1"]]
+    assert rows([["roc_auc", 0.8, "+0.1"]], columns).splitlines()[2].split() == ["roc_auc", "0.8", "+0.1"]
 
 
 def test_each_kind_of_change_reads_as_a_reason() -> None:
