@@ -25,14 +25,6 @@ class Project:
         return self.root / PARAMS_FILE
 
     @property
-    def pipeline_path(self) -> Path:
-        return self.root / PIPELINE_FILE
-
-    @property
-    def lock_path(self) -> Path:
-        return self.root / LOCK_FILE
-
-    @property
     def log_dir(self) -> Path:
         """Where `mlp repro` keeps each stage's captured output (inside DVC's own tmp dir, never tracked)."""
         return self.root / ".dvc" / "tmp" / "mlp-logs"
