@@ -6,7 +6,6 @@ never from a checkout; the differences are the pure functions of mlp/diffs.py.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +56,7 @@ def compare(project: Project, revs: list[str], params: bool = False, show_all: b
     with revisions.GitReader(project.root) as reader:
         for name, sha in zip(names, shas):
             if sha is None:
-                metrics, note = _workspace_metrics(project)
+                metrics, note = revisions.workspace_metrics(project.root, METRICS_FILE)
                 values = _workspace_yaml(project)
             else:
                 metrics, note = revisions.read_metrics_at(reader, project.root, sha, METRICS_FILE)
@@ -98,17 +97,6 @@ def _rows(values: list[dict | None], show_all: bool, overrides: dict[str, str]) 
         changes = [None] + [diffs.compare_values(key, row[0], v, overrides) for v in row[1:]]
         rows.append(Row(key, row, changes))
     return rows
-
-
-def _workspace_metrics(project: Project) -> tuple[dict | None, str | None]:
-    raw = revisions.read_workspace(project.root, METRICS_FILE)
-    if raw is None:
-        return None, f"no {METRICS_FILE} in the workspace; run `mlp repro`"
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None, f"{METRICS_FILE} in the workspace is not valid JSON"
-    return (data, None) if isinstance(data, dict) else (None, f"{METRICS_FILE} in the workspace is not a JSON object")
 
 
 def _workspace_yaml(project: Project) -> dict | None:

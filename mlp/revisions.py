@@ -246,10 +246,23 @@ def _metrics(root: Path, rev: str, path: str, content: bytes | None,
             content = found.content
     if content is None:
         return None, f"{NO_METRICS_FILE} at {_label(rev)}"
+    return parse_metrics(content, "metrics file", f"at {_label(rev)}")
+
+
+def parse_metrics(content: bytes, name: str, where: str) -> tuple[dict[str, Any] | None, str | None]:
+    """A metrics file's JSON object, or None and why not (`{name} is not valid JSON {where}`)."""
     try:
         metrics = json.loads(content)
     except (ValueError, UnicodeDecodeError):
-        return None, f"metrics file is not valid JSON at {_label(rev)}"
+        return None, f"{name} is not valid JSON {where}"
     if not isinstance(metrics, dict):
-        return None, f"metrics file is not a JSON object at {_label(rev)}"
+        return None, f"{name} is not a JSON object of metric names to values {where}"
     return metrics, None
+
+
+def workspace_metrics(root: str | Path, path: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The metrics file on disk, or None and why not: missing (run `mlp repro`), not valid JSON, not an object."""
+    content = read_workspace(root, path)
+    if content is None:
+        return None, f"no {path} in the workspace; run `mlp repro`"
+    return parse_metrics(content, path, "in the workspace")
