@@ -51,3 +51,9 @@ class CheckFailed(MlpError):
     """A check ran and said no (stale pipeline, rejected gate). Exit code 1, not 2."""
 
     exit_code = EXIT_CHECK_FAILED
+
+
+class Interrupted(MlpError):
+    """Ctrl-C, reported once whatever it interrupted is put back (params.yaml after `mlp repro -S`). Exit 130."""
+
+    exit_code = 130

@@ -1,16 +1,27 @@
-"""Reading params.yaml and changing it from the command line (`-S key=value`) without losing comments or order."""
+"""Reading params.yaml, checking it, and changing it from the command line (`-S key=value`) without losing
+comments or order.
+
+What each param may be is declared in the project's own stages/params_spec.py, which the stage scripts use
+too: mlp loads that file from the project (standard library only, so it is cheap), so a knob a user declares
+there is checked here as well. A project without it gets the plain type check of `-S` values only.
+"""
 
 from __future__ import annotations
 
+import copy
 import difflib
+import importlib.util
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from . import diffs
 from .errors import ProjectError, UsageError
 from .files import write_text_atomic
+
+SPEC_FILE = "stages/params_spec.py"
 
 
 @dataclass(frozen=True)
@@ -125,22 +136,75 @@ def _unknown_key(key: str, flat: dict[str, Any]) -> UsageError:
     return UsageError(f"-S {key}: no such parameter in params.yaml; {hint}")
 
 
+def load_spec(root: Path) -> ModuleType | None:
+    """The project's declaration of what each param may be (stages/params_spec.py), or None if it has none."""
+    path = root / SPEC_FILE
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(f"_mlp_params_spec_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)  # not put in sys.modules: each project has its own
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    except Exception as exc:
+        raise ProjectError(f"{SPEC_FILE} does not load ({type(exc).__name__}: {_one_line(exc)}); fix it, "
+                           "it declares what each param in params.yaml may be.") from exc
+    if not (callable(getattr(module, "check_value", None)) and callable(getattr(module, "problems", None))):
+        raise ProjectError(f"{SPEC_FILE} has no check_value() or problems(); "
+                           "copy them back from the stages/params_spec.py of `mlp init`.")
+    return module
+
+
+def check_params(path: Path, data: dict | None = None, spec: ModuleType | None = None) -> None:
+    """params.yaml (or `data`: params.yaml as it is about to be) against the project's declaration; a one-line
+    ProjectError naming the first value it does not allow. Nothing to check without a declaration."""
+    spec = spec or load_spec(path.parent)
+    if spec is None:
+        return
+    found = _ask(spec, "problems", load_params(path) if data is None else data)
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise ProjectError(f"{path.name} {found[0]}{more}.")
+
+
+def _ask(spec: ModuleType, function: str, *args: Any) -> Any:
+    try:
+        return getattr(spec, function)(*args)
+    except Exception as exc:
+        raise ProjectError(f"{SPEC_FILE} failed in {function}() ({type(exc).__name__}: {_one_line(exc)}); "
+                           "fix it, it declares what each param in params.yaml may be.") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def set_params(path: Path, overrides: list[str]) -> list[ParamChange]:
     """Apply `-S key=value` overrides to params.yaml, keeping its comments and order.
 
-    Every override is checked before anything is written, so a bad one leaves the file untouched.
+    Everything is checked before anything is written, so a bad value leaves the file untouched: each override
+    (an existing key, a value of the right type, one the project's declaration allows), then the whole file as
+    it would be written.
     """
     parsed = [parse_override(text) for text in overrides]
     data = _load(path, "rt")
-    flat = diffs.flatten(load_params(path))
+    plain = load_params(path)
+    flat = diffs.flatten(plain)
+    spec = load_spec(path.parent)
     changes: list[ParamChange] = []
-    for key, new in parsed:
+    for text, (key, new) in zip(overrides, parsed):
         try:
             old = _lookup(data, key)
         except KeyError:
             raise _unknown_key(key, flat) from None
         _check_type(key, old, new)
+        expected = _ask(spec, "check_value", key, new) if spec else None
+        if expected:
+            raise UsageError(f"-S {text.strip()}: {key} must be {expected}.")
         changes.append(ParamChange(key, flat.get(key, old), new))
+    merged = copy.deepcopy(plain)
+    for key, new in parsed:
+        _assign(merged, key, new)
+    check_params(path, merged, spec)
     if all(c.old == c.new for c in changes):
         return changes
     for key, new in parsed:

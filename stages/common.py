@@ -1,6 +1,9 @@
 """Small helpers shared by the stage scripts.
 
-- load_params(section) / load_schema(): read params.yaml and schema.yaml from the project root.
+- load_params(section) / load_schema(): read params.yaml and schema.yaml from the project root;
+  load_params checks the section against params_spec.py, the declaration of what each knob may be.
+- fail(message): stop the stage with one line on stderr, "<stage>: <message>", and exit code 1.
+  Every stage reports its errors this way.
 - read_table(path) / read_parquet(path): read a parquet file as a pyarrow Table / pandas DataFrame.
 - write_parquet / write_json / write_csv: write an output atomically. The data goes to a temporary
   name next to the target and is then renamed over it, so a stage that is killed half-way never
@@ -15,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import sys
 
 import yaml
 
@@ -22,17 +26,44 @@ PARAMS_FILE = "params.yaml"
 SCHEMA_FILE = "schema.yaml"
 
 
+def fail(message):
+    """Stop the stage: one line "<stage>: <message>" on stderr (the stage is named after its script), exit 1."""
+    stage = os.path.splitext(os.path.basename(sys.argv[0]))[0] or "stage"
+    print(f"{stage}: " + " ".join(str(message).splitlines()), file=sys.stderr)
+    raise SystemExit(1)
+
+
+def _read_yaml(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        fail(f"{path} not found in {os.getcwd()}; run the pipeline from the project root")
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        fail(f"{path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}; fix the file")
+
+
 def load_params(section):
-    """The `section` part of params.yaml as a dict (empty if absent)."""
-    with open(PARAMS_FILE, encoding="utf-8") as f:
-        params = yaml.safe_load(f) or {}
+    """The `section` part of params.yaml as a dict (empty if absent). A value that params_spec.py does not
+    allow stops the stage here, with one line naming the key and what it may be."""
+    # Imported here, not at the top: only the stages that read params depend on it (see dvc.yaml).
+    import params_spec
+
+    params = _read_yaml(PARAMS_FILE)
+    if not isinstance(params, dict):
+        fail(f"{PARAMS_FILE} must be a mapping of sections (ingest:, train:, ...)")
+    found = params_spec.problems(params, sections=[section])
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        fail(f"{PARAMS_FILE} {found[0]}{more}")
     return params.get(section) or {}
 
 
 def load_schema():
     """schema.yaml as a dict: target, task and columns."""
-    with open(SCHEMA_FILE, encoding="utf-8") as f:
-        return yaml.safe_load(f) or {}
+    return _read_yaml(SCHEMA_FILE)
 
 
 def feature_columns(schema):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from common import read_parquet, replace_dir, write_csv, write_json
+from common import fail, read_parquet, replace_dir, write_csv, write_json
 from features import load_bundle
 
 MODELS = "models"
@@ -98,8 +98,8 @@ def main():
         classes = pd.Index(bundle.classes)
         y = classes.get_indexer(y_test)
         if (y < 0).any():
-            raise SystemExit(f"evaluate: the test set has labels the model never saw in training: "
-                             f"{sorted(set(y_test[y < 0].tolist()))}")
+            fail(f"the test set has labels the model never saw in training: "
+                 f"{sorted(set(y_test[y < 0].tolist()))}")
         proba = bundle.predict_proba(test)
         metrics = classification_metrics(y, proba)
         prior = np.bincount(classes.get_indexer(y_train), minlength=len(classes)) / len(y_train)

@@ -7,7 +7,7 @@ target, as is) and data/features/featurizer.json (what was learned, as plain JSO
 train.py puts into the model bundle.
 """
 
-from common import feature_columns, load_params, load_schema, read_parquet, write_json, write_parquet
+from common import fail, feature_columns, load_params, load_schema, read_parquet, write_json, write_parquet
 from features import Featurizer
 
 IN = "data/split/train.parquet"
@@ -21,10 +21,13 @@ def main():
     target = schema["target"]
     # Read only the columns the model uses.
     df = read_parquet(IN, columns=feature_columns(schema) + [target])
-    featurizer = Featurizer.fit(df, schema, params)
+    try:
+        featurizer = Featurizer.fit(df, schema, params)
+    except ValueError as e:  # what the featurizer cannot use in schema.yaml or the data, said in one line
+        fail(e)
     features = featurizer.transform(df)
     if target in features.columns:
-        raise SystemExit(f"featurize: a feature is named like the target {target!r}; rename that column")
+        fail(f"a feature is named like the target {target!r}; rename that column")
     features[target] = df[target].to_numpy()
     write_parquet(features, OUT)
     write_json(featurizer.to_dict(), FEATURIZER)

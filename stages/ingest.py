@@ -15,8 +15,8 @@ import sqlite3
 
 import pyarrow as pa
 
-from common import load_params, write_parquet
-from sources import fail, read_source
+from common import fail, load_params, write_parquet
+from sources import read_source
 
 OUT = "data/interim/ingested.parquet"
 

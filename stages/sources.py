@@ -34,7 +34,6 @@ import json
 import os
 import pathlib
 import sqlite3
-import sys
 import threading
 
 import pyarrow as pa
@@ -42,7 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.json as pj
 
-from common import read_table
+from common import fail, read_table
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
@@ -52,11 +51,6 @@ NULL_VALUES = ["", "?", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", 
 N_EXAMPLES = 5
 EXAMPLE_CHARS = 200
 SNIFF_BYTES = 1 << 16
-
-
-def fail(message):
-    """Stop with one line on stderr and exit code 1."""
-    sys.exit("ingest: " + " ".join(str(message).splitlines()))
 
 
 # --- which file, which format -------------------------------------------------------------------

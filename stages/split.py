@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pyarrow.compute as pc
 
-from common import load_params, load_schema, read_table, write_parquet
+from common import fail, load_params, load_schema, read_table, write_parquet
 
 IN = "data/interim/prepared.parquet"
 TRAIN = "data/split/train.parquet"
@@ -38,14 +38,28 @@ def random_split(n, n_test, seed, groups=None):
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)  # each in the original row order
 
 
+def test_rows(n, test_size):
+    """How many of the n rows go to the test set: test_size is a share, or a row count if >= 1.
+    Both sets must get rows, which params_spec.py cannot check without the data."""
+    if n == 0:
+        fail(f"{IN} has no rows; see reports/prepare.json for what prepare dropped")
+    n_test = int(test_size) if test_size >= 1 else math.ceil(test_size * n)
+    if n_test >= n:
+        fail(f"split.test_size is {test_size}, which leaves none of the {n} rows for training; "
+             f"set it in params.yaml to a share like 0.2 or a row count below {n}")
+    return n_test
+
+
 def main():
     params = load_params("split")
     schema = load_schema()
     table = read_table(IN)
     n = table.num_rows
-    test_size = params.get("test_size", 0.2)
-    n_test = int(test_size) if test_size >= 1 else math.ceil(test_size * n)
+    n_test = test_rows(n, params.get("test_size", 0.2))
     time_column = params.get("time_column")
+    if time_column and time_column not in table.column_names:
+        fail(f"split.time_column is {time_column!r}, which is not a column of the data; set it in params.yaml "
+             f"to a datetime column ({', '.join(table.column_names)}) or null")
 
     if time_column:
         # Stable sort: rows with the same time keep their order, so the cut is reproducible.

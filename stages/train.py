@@ -8,11 +8,10 @@ are not). The bundle directory is built in a temporary directory and swapped in 
 """
 import json
 import os
-import sys
 
 import numpy as np
 
-from common import load_params, load_schema, read_parquet, replace_dir
+from common import fail, load_params, load_schema, read_parquet, replace_dir
 from features import Featurizer, save_bundle
 
 IN = "data/features/train.parquet"
@@ -62,17 +61,18 @@ def main():
     target, task = schema["target"], schema.get("task", "classification")
     kind = params.get("model", "xgboost")
     if kind not in MODELS.get(task, ()):
-        sys.exit(f"train: train.model is {kind!r}; for {task} use one of {', '.join(MODELS.get(task, ()))}")
+        fail(f"train.model is {kind!r}, which does not fit a {task} task (schema.yaml); "
+             f"use one of {', '.join(MODELS.get(task, ()))} in params.yaml")
     with open(FEATURIZER, encoding="utf-8") as f:
         featurizer = Featurizer.from_dict(json.load(f))
 
     X = read_parquet(IN)
     y = X.pop(target).to_numpy()
     if list(X.columns) != featurizer.feature_names:
-        sys.exit(f"train: {IN} does not match {FEATURIZER}; run the featurize stage again")
+        fail(f"{IN} does not match {FEATURIZER}; run the featurize stage again")
     if kind in ("logistic", "linear") and X.isna().to_numpy().any():
-        sys.exit(f"train: {kind} models cannot handle missing values and featurize.impute is 'none'; "
-                 "set featurize.impute to median, mean or zero in params.yaml")
+        fail(f"{kind} models cannot handle missing values and featurize.impute is 'none'; "
+             "set featurize.impute to median, mean or zero in params.yaml")
 
     classes = None
     if task == "classification":

@@ -24,12 +24,11 @@ import sys
 import numpy as np
 import pandas as pd
 
-from common import copy_file, load_params, load_schema, read_table, write_json, write_parquet
+from common import copy_file, fail, load_params, load_schema, read_table, write_json, write_parquet
 
 IN = "data/interim/ingested.parquet"
 OUT = "data/interim/validated.parquet"
 REPORT = "reports/validation.json"
-POLICIES = ("fail", "drop", "warn")
 N_EXAMPLES = 5
 BOOL_WORDS = {"true": True, "false": False, "t": True, "f": False, "yes": True, "no": False,
               "y": True, "n": False, "1": True, "0": False}
@@ -106,9 +105,7 @@ def ingest_report(table):
 
 
 def main():
-    policy = load_params("validate").get("policy", "fail")
-    if policy not in POLICIES:
-        sys.exit(f"validate: validate.policy is {policy!r}; use fail, drop or warn")
+    policy = load_params("validate").get("policy", "fail")  # fail, drop or warn (checked in params_spec.py)
     schema = load_schema()
     columns = schema.get("columns") or {}
     table = read_table(IN)
@@ -163,9 +160,8 @@ def main():
     if fatal:
         report["rows_out"] = 0
         write_json(report, REPORT)
-        print(f"validate: {fatal} rules broken (policy {policy}); see {REPORT}. Fix the data or schema.yaml, "
-              "or set validate.policy to drop or warn in params.yaml.", file=sys.stderr)
-        sys.exit(1)
+        fail(f"{fatal} rules broken (policy {policy}); see {REPORT}. Fix the data or schema.yaml, "
+             "or set validate.policy to drop or warn in params.yaml.")
 
     if policy == "drop":
         if extra:

@@ -220,7 +220,7 @@ BAD_FILES = [
      ["not a text CSV file in utf-8", "column 'name'", "ingest.encoding: latin-1"]),
     ("unknown extension", "d.xlsx", b"PK\x03\x04", {}, ["cannot tell the format", "ingest.format"]),
     ("unknown format", "d.csv", b"a\n1\n", {"format": "excel"}, ["ingest.format is 'excel'"]),
-    ("unknown encoding", "d.csv", b"a\n1\n", {"encoding": "klingon"}, ["'klingon'", "not a known text encoding"]),
+    ("unknown encoding", "d.csv", b"a\n1\n", {"encoding": "klingon"}, ["'klingon'", "use a known text encoding"]),
     ("long delimiter", "d.csv", b"a\n1\n", {"delimiter": ";;"}, ["ingest.delimiter is ';;'"]),
     ("bad bad_lines", "d.csv", b"a\n1\n", {"bad_lines": "drop"}, ["ingest.bad_lines is 'drop'"]),
     ("all rows ragged", "d.csv", b"a,b\n1\n2\n", {}, ["none of the 2 data rows", "2 fields"]),

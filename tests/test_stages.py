@@ -425,6 +425,55 @@ def test_text_in_a_numeric_csv_column_reaches_validate(tmp_path: Path) -> None:
     assert line in proc.stderr
 
 
+# --- params checked at the start of each stage (stages/params_spec.py) ---------------------------
+
+BAD_PARAMS = [
+    ("featurize", {"impute": "avg"}, "params.yaml featurize.impute is 'avg'; use one of median, mean, zero, none"),
+    ("featurize", {"max_categories": 0}, "params.yaml featurize.max_categories is 0; use a whole number >= 1"),
+    ("featurize", {"datetime_parts": ["century"]}, "params.yaml featurize.datetime_parts is ['century']; use a list"),
+    ("split", {"test_size": 0}, "params.yaml split.test_size is 0; use a share of the rows above 0 and below 1"),
+    ("split", {"test_size": 5000}, "split.test_size is 5000, which leaves none of the"),  # 3000 rows
+    ("split", {"test_size": 0.9999}, "split.test_size is 0.9999, which leaves none of the"),
+    ("split", {"time_column": "signed_up"}, "split.time_column is 'signed_up', which is not a column of the data"),
+    ("train", {"model": "svm"}, "params.yaml train.model is 'svm'; use one of xgboost, random_forest, logistic, linear"),
+    ("train", {"model": "linear"}, "train.model is 'linear', which does not fit a classification task"),
+    ("train", {"learning_rate": 0}, "params.yaml train.learning_rate is 0; use a number > 0"),
+    ("prepare", {"max_missing_share": 2}, "params.yaml prepare.max_missing_share is 2; use null or a number >= 0"),
+    ("validate", {"policy": "maybe"}, "params.yaml validate.policy is 'maybe'; use one of fail, drop, warn"),
+    ("ingest", {"bad_lines": "drop"}, "params.yaml ingest.bad_lines is 'drop'; use one of skip, fail"),
+]
+
+
+def outputs(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): md5(p) for folder in ("data", "models", "reports")
+            for p in sorted((root / folder).rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("name", "values", "message"), BAD_PARAMS,
+                         ids=[f"{name}-{'-'.join(values)}" for name, values, _ in BAD_PARAMS])
+def test_a_bad_param_stops_its_stage_with_one_line(churn: Path, tmp_path: Path, name: str, values: dict,
+                                                   message: str) -> None:
+    root = tmp_path / "bad"
+    shutil.copytree(churn, root, symlinks=True)
+    set_params(root, name, **values)
+    before = outputs(root)
+    proc = stage(root, name, check=False)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stderr.splitlines() == [proc.stderr.splitlines()[0]] and proc.stderr.startswith(f"{name}: ")
+    assert message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert outputs(root) == before  # nothing written
+
+
+def test_a_broken_params_yaml_stops_a_stage_with_one_line(churn: Path, tmp_path: Path) -> None:
+    root = tmp_path / "broken"
+    shutil.copytree(churn, root, symlinks=True)
+    (root / "params.yaml").write_text("split:\n  test_size: [0.2\n")
+    proc = stage(root, "split", check=False)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1
+    assert proc.stderr.startswith("split: params.yaml is not valid YAML at line ")
+
+
 # --- DVC: reruns ---------------------------------------------------------------------------------
 
 def test_second_dvc_repro_runs_nothing_and_a_param_reruns_only_its_stage(churn: Path, tmp_path: Path) -> None:

@@ -1,0 +1,219 @@
+"""What each knob of params.yaml may be: its type and its allowed values or range.
+
+One declaration, SPEC below, used in two places:
+- each stage checks its own section when it starts (common.load_params), so a bad value stops the
+  stage with one line naming the key, instead of a traceback from deep inside pandas or xgboost;
+- mlp loads this file from the project (`mlp repro`, `-S key=value`), so a bad value is refused
+  before anything runs, and params.yaml is left as it was.
+
+To add a knob, add a line to its section, e.g. under "train":  "max_leaves": Integer(min=2),
+Keys not declared here are not checked, nor are sections other than these (mlp checks gate: itself).
+Checks that need the data are made by the stage when it runs: a test_size row count against the
+rows there are (split.py), the model kind against the task in schema.yaml (train.py).
+
+Standard library only: stage scripts run under stock `dvc repro`, and mlp loads it on every run.
+"""
+import codecs
+import math
+
+SEED = {"min": 0, "max": 2**32 - 1}  # what numpy and scikit-learn accept as a seed
+# The parts features.py can take from a datetime column (keep in step with its DATETIME_PARTS).
+DATETIME_PARTS = ("year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour", "minute")
+FORMATS = ("auto", "csv", "parquet", "jsonl", "sqlite")  # what sources.py reads
+
+
+class Rule:
+    """A check of one value: `test(value)` is true when the value is allowed, `expected` says in words
+    what is allowed (it ends messages like "train.max_depth is 0; use a whole number >= 1")."""
+
+    def __init__(self, test, expected, null=False):
+        self.test = test
+        self.null = null
+        self.expected = f"null or {expected}" if null else expected
+
+    def allows(self, value):
+        if value is None:
+            return self.null
+        try:
+            return bool(self.test(value))
+        except (TypeError, ValueError, ArithmeticError):
+            return False
+
+
+def is_number(value):
+    # YAML's true/false are Python bools, and bools are ints: they are not numbers here.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)  # no .nan or .inf
+
+
+def is_whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- the kinds of rule (for a check of your own: Rule(test, "what is allowed")) --------------------
+
+class OneOf(Rule):
+    def __init__(self, *choices, null=False):
+        super().__init__(lambda v: isinstance(v, str) and v in choices, "one of " + ", ".join(choices), null)
+
+
+class Boolean(Rule):
+    def __init__(self):
+        super().__init__(lambda v: isinstance(v, bool), "true or false")
+
+
+class Text(Rule):
+    """Text that is not empty; `what` names it in messages ("a table name")."""
+
+    def __init__(self, what="text", null=False):
+        super().__init__(lambda v: isinstance(v, str) and v.strip() != "", what, null)
+
+
+class Integer(Rule):
+    def __init__(self, min=None, max=None, null=False):
+        bounds = [f"{sign} {bound}" for sign, bound in ((">=", min), ("<=", max)) if bound is not None]
+
+        def test(v):
+            return is_whole(v) and (min is None or v >= min) and (max is None or v <= max)
+
+        super().__init__(test, " ".join(["a whole number", " and ".join(bounds)]).strip(), null)
+
+
+class Number(Rule):
+    """A number within optional bounds: min <= value, above < value, value <= max."""
+
+    def __init__(self, min=None, above=None, max=None, null=False):
+        bounds = [f"{sign} {bound}" for sign, bound in ((">=", min), (">", above), ("<=", max)) if bound is not None]
+
+        def test(v):
+            return (is_number(v) and (min is None or v >= min) and (above is None or v > above)
+                    and (max is None or v <= max))
+
+        super().__init__(test, " ".join(["a number", " and ".join(bounds)]).strip(), null)
+
+
+class ListOf(Rule):
+    """A list whose every item `item` allows (and with `unique`, no item twice)."""
+
+    def __init__(self, item, what, unique=False):
+        def test(v):
+            return isinstance(v, list) and all(item.allows(x) for x in v) and (not unique or len(set(v)) == len(v))
+
+        super().__init__(test, what)
+
+
+def is_encoding(value):
+    try:
+        codec = codecs.lookup(value)
+    except LookupError:
+        return False
+    return getattr(codec, "_is_text_encoding", True)  # not base64, rot13 and other byte transforms
+
+
+def is_delimiter(value):
+    return isinstance(value, str) and (len(value) == 1 or value in ("\\t", "tab"))
+
+
+def is_test_size(value):
+    return is_number(value) and (0 < value < 1 or (value >= 1 and (is_whole(value) or value.is_integer())))
+
+
+def is_quantiles(value):
+    return (isinstance(value, list) and len(value) == 2 and all(is_number(q) for q in value)
+            and 0 <= value[0] < value[1] <= 1)
+
+
+# --- the declaration -------------------------------------------------------------------------------
+
+SPEC = {
+    "ingest": {
+        "path": Text("a file path (like data/raw/churn.csv)"),
+        "format": OneOf(*FORMATS),
+        "delimiter": Rule(is_delimiter, "one character (like ',' or ';'; '\\t' for tab)", null=True),
+        "encoding": Rule(is_encoding, "a known text encoding (like utf-8 or latin-1)"),
+        "null_values": ListOf(Rule(lambda v: isinstance(v, str) or is_number(v), "text"),
+                              'a list of text values (quote each, like ["", "NA"])'),
+        "bad_lines": OneOf("skip", "fail"),
+        "table": Text("a table name", null=True),
+        "query": Text("a SELECT query", null=True),
+    },
+    "validate": {
+        "policy": OneOf("fail", "drop", "warn"),
+    },
+    "prepare": {
+        "drop_duplicates": Boolean(),
+        "drop_missing_target": Boolean(),
+        "max_missing_share": Number(min=0, max=1, null=True),
+    },
+    "split": {
+        "test_size": Rule(is_test_size, "a share of the rows above 0 and below 1 (like 0.2), "
+                                        "or a whole number of rows >= 1"),
+        "seed": Integer(**SEED),
+        "stratify": Boolean(),
+        "time_column": Text("a datetime column's name", null=True),
+    },
+    "featurize": {
+        "datetime_parts": ListOf(OneOf(*DATETIME_PARTS), unique=True,
+                                 what=f"a list of distinct parts from {', '.join(DATETIME_PARTS)} "
+                                      "(like [year, month]; [] for none)"),
+        "impute": OneOf("median", "mean", "zero", "none"),
+        "clip_quantiles": Rule(is_quantiles, "[lo, hi] with 0 <= lo < hi <= 1 (like [0.001, 0.999])", null=True),
+        "max_categories": Integer(min=1),
+    },
+    "train": {
+        # Which model fits which task (schema.yaml's task) is checked by train.py.
+        "model": OneOf("xgboost", "random_forest", "logistic", "linear"),
+        "seed": Integer(**SEED),
+        "n_estimators": Integer(min=1),
+        "max_depth": Integer(min=1),
+        "learning_rate": Number(above=0),
+        "subsample": Number(above=0, max=1),
+        "colsample_bytree": Number(above=0, max=1),
+        "min_child_weight": Number(min=0),
+        "C": Number(above=0),
+    },
+}
+
+
+# --- the checker (pure: it reads no file) ----------------------------------------------------------
+
+def check_value(key, value):
+    """What `key` (dotted, like "featurize.impute") allows, if `value` is not allowed; else None.
+    None too for a key that is not declared."""
+    section, _, name = key.partition(".")
+    rule = SPEC.get(section, {}).get(name)
+    if rule is None or rule.allows(value):
+        return None
+    return rule.expected
+
+
+def problems(params, sections=None):
+    """Each declared knob of `params` (params.yaml as a dict) whose value is not allowed, in file order,
+    as one line: "featurize.impute is 'avg'; use one of median, mean, zero, none".
+    `sections`: check only these (a stage checks its own)."""
+    found = []
+    for section, values in params.items():
+        if section not in SPEC or (sections is not None and section not in sections) or values is None:
+            continue
+        if not isinstance(values, dict):
+            found.append(f"{section} is {show(values)}; use a section of keys ({', '.join(SPEC[section])})")
+            continue
+        for name, value in values.items():
+            expected = check_value(f"{section}.{name}", value)
+            if expected:
+                found.append(f"{section}.{name} is {show(value)}; use {expected}")
+    return found
+
+
+def show(value):
+    """A value as YAML would write it: 'avg', 0.5, null, true, ['century']."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {show(v)}" for k, v in value.items()) + "}"
+    return repr(value)
