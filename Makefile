@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# mlp's dependencies as wheels (not mlp itself): the CI-steps test installs a fresh venv from this folder and the
+# project's freshly built wheel, and from nothing else, as a runner would. Refreshed when pyproject.toml changes.
+WHEELHOUSE := $(VENV)/wheelhouse
 DEMO_ROWS ?= 20000
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install demo test bench repro clean
+.PHONY: install wheelhouse demo test bench repro clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +19,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(WHEELHOUSE)/.ready: pyproject.toml $(STAMP)
+	rm -rf $(WHEELHOUSE)
+	$(BIN)/python -m pip wheel -q -w $(WHEELHOUSE) .
+	rm -f $(WHEELHOUSE)/mlp_pipeline-*.whl
+	touch $@
+
+wheelhouse: $(WHEELHOUSE)/.ready
+
 # A new project from the bundled churn sample, in the git-ignored folder demo/, run end to end.
 demo: install
 	rm -rf demo
 	$(BIN)/mlp init demo --rows $(DEMO_ROWS)
 	cd demo && ../$(BIN)/mlp repro
 
-test: install
+test: install wheelhouse
 	$(BIN)/python -m pytest -q
 
 # This repository's own reference pipeline: the raw sample is regenerated (same bytes as data/raw/churn.csv.dvc).

@@ -60,9 +60,13 @@ def cli() -> None:
               help="DVC remote for data and models: a shared folder, or s3://, gs://, azure://, ssh:// ...")
 @click.option("--ci", type=click.Choice(["github", "gitlab", "none"]), default="github", show_default=True,
               help="CI workflow to write (see `mlp ci init`).")
+@click.option("--requirement", metavar="SPEC",
+              help="The line of requirements.txt that installs mlp in CI, like 'mlp-pipeline @ git+https://...@COMMIT' "
+                   "(default: how this mlp was installed, when a runner can reach that).")
 @click.option("--force", is_flag=True, help="Scaffold into a folder that already has files (never overwrites them).")
 def init(path: Path, data: Path | None, target: str | None, task: str | None, table: str | None,
-         query: str | None, sample: str | None, rows: int | None, remote: str | None, ci: str, force: bool) -> None:
+         query: str | None, sample: str | None, rows: int | None, remote: str | None, ci: str,
+         requirement: str | None, force: bool) -> None:
     """Scaffold a project: git, DVC, stages, params, a data contract (schema.yaml), the data, a first commit.
 
     With --data, your file is copied into data/raw/ (the original is never changed) and schema.yaml is
@@ -80,7 +84,7 @@ def init(path: Path, data: Path | None, target: str | None, task: str | None, ta
     from .scaffold import init as scaffold
 
     result = scaffold(path, sample=sample, rows=rows, force=force, data=data, target=target, task=task,
-                      table=table, query=query, remote=remote, ci=ci)
+                      table=table, query=query, remote=remote, ci=ci, requirement=requirement)
     for note in result.notes:
         _echo_err(f"Note: {note}")
     click.echo(f"Created {result.root} ({result.rows} rows in {result.data}, commit {result.commit}).")
@@ -233,7 +237,8 @@ def log(rev_range: str | None, count: int | None, fmt: str) -> None:
 
 @cli.command()
 @click.option("--baseline", metavar="REV", default=None,
-              help="The revision change rules compare with (default: gate.baseline in params.yaml, else main).")
+              help="The revision change rules compare with (default: gate.baseline in params.yaml, else the "
+                   "project's default branch).")
 @FORMAT_OPTION
 def gate(baseline: str | None, fmt: str) -> None:
     """CI: check reports/metrics.json against the rules of params.yaml's gate: section; exit 1 when rejected.
@@ -263,22 +268,29 @@ def ci_group() -> None:
 @ci_group.command(name="init")
 @click.option("--provider", type=click.Choice(["github", "gitlab"]), default="github", show_default=True,
               help="GitHub Actions (.github/workflows/mlp.yml) or GitLab CI (.gitlab-ci.yml).")
+@click.option("--requirement", metavar="SPEC",
+              help="The line of a new requirements.txt that installs mlp in CI (default: how this mlp was installed, "
+                   "when a runner can reach that).")
 @click.option("--force", is_flag=True, help="Replace an existing workflow file.")
-def ci_init(provider: str, force: bool) -> None:
+def ci_init(provider: str, requirement: str | None, force: bool) -> None:
     """Write a CI workflow: install, pull data (if a DVC remote is set), mlp repro, mlp check,
-    mlp gate --baseline origin/main, and the metrics against main in the job summary.
+    mlp gate --baseline origin/BRANCH, and the metrics against BRANCH in the job summary. BRANCH is the
+    project's default branch: origin's HEAD, else init.defaultBranch, else main or master.
 
     \b
     Examples:
       mlp ci init
       mlp ci init --provider gitlab
+      mlp ci init --requirement "mlp-pipeline @ git+https://github.com/you/mlp.git@v0.1.0"
     """
     from .ci import ci_init as write
     from .project import find_project
 
-    result = write(find_project(), provider, force=force)
+    result = write(find_project(), provider, force=force, requirement=requirement)
     for name in result.kept:
-        _echo_err(f"Note: kept your {name}; CI installs what it lists, so it must name mlp.")
+        _echo_err(f"Note: kept your {name}; CI installs what it lists, so it must name mlp-pipeline.")
+    for note in result.notes:
+        _echo_err(f"Note: {note}")
     click.echo(f"Wrote {', '.join(result.written)}. Commit it: git add {' '.join(result.written)} && git commit")
 
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import diffs, revisions
+from . import diffs, git, revisions
 from .compare import direction_overrides
 from .errors import DataError, ProjectError, UsageError
 from .files import write_text_atomic
@@ -22,7 +22,7 @@ from .params import load_params
 from .project import METRICS_FILE, Project
 
 GATE_FILE = "reports/gate.json"
-DEFAULT_BASELINE = "main"
+DEFAULT_BASELINE = "main"  # when the project has no default branch to go by (see git.default_branch)
 KINDS = ("min", "max", "max_drop", "max_rel_drop")
 CHANGE_KINDS = ("max_drop", "max_rel_drop")
 SECTION_KEYS = ("baseline", "metrics")
@@ -202,23 +202,18 @@ def _change_rule(rule: Rule, value: float, baseline: dict[str, Any] | None, note
 
 
 def _workspace_metrics(project: Project) -> dict[str, Any]:
-    raw = revisions.read_workspace(project.root, METRICS_FILE)
-    if raw is None:
-        raise DataError(f"no {METRICS_FILE} in the workspace; run `mlp repro` first.")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise DataError(f"{METRICS_FILE} is not valid JSON; run `mlp repro -f evaluate` to write it again.") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{METRICS_FILE} is not a JSON object of metric names to values; run `mlp repro -f "
-                        "evaluate` to write it again.")
-    return diffs.flatten(data)
+    metrics, note = revisions.workspace_metrics(project.root, METRICS_FILE)
+    if metrics is None:
+        fix = "" if note.startswith("no ") else "; run `mlp repro -f evaluate` to write it again"
+        raise DataError(f"{note}{fix}.")
+    return diffs.flatten(metrics)
 
 
 def run_gate(project: Project, baseline_rev: str | None = None) -> GateResult:
     """Check the workspace metrics against params.yaml's gate rules and write reports/gate.json.
 
-    The baseline is `baseline_rev` (--baseline), else gate.baseline, else main. Nothing is written on an error.
+    The baseline is `baseline_rev` (--baseline), else gate.baseline, else the project's default branch
+    (`git.default_branch`: origin's HEAD, init.defaultBranch, main or master). Nothing is written on an error.
     """
     params = load_params(project.params_path)
     configured, rules = parse_rules(params.get("gate"))
@@ -227,7 +222,7 @@ def run_gate(project: Project, baseline_rev: str | None = None) -> GateResult:
                            "max_drop or max_rel_drop (see README).")
     overrides = direction_overrides(params)
     current = _workspace_metrics(project)
-    rev = baseline_rev or configured or DEFAULT_BASELINE
+    rev = baseline_rev or configured or git.default_branch(project.root) or DEFAULT_BASELINE
     try:
         sha = revisions.resolve(project.root, rev)
     except UsageError as exc:

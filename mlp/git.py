@@ -34,11 +34,32 @@ def is_ignored(top: Path, path: Path) -> bool:
     return _git(top, "check-ignore", "-q", rel, check=False).returncode == 0
 
 
-def init(path: Path) -> None:
-    """`git init`, on a branch named `main` unless the user configured init.defaultBranch (the CI workflow and
-    `mlp compare main` expect `main`)."""
-    configured = _git(path, "config", "--get", "init.defaultBranch", check=False).stdout.strip()
-    _git(path, "init", "-q", *([] if configured else ["--initial-branch=main"]))
+def init(path: Path) -> str:
+    """`git init`, on a branch named `main` unless the user configured init.defaultBranch; returns the branch."""
+    _git(path, "init", "-q", *([] if _configured_branch(path) else ["--initial-branch=main"]))
+    return current_branch(path) or "main"
+
+
+def _configured_branch(path: Path) -> str:
+    return _git(path, "config", "--get", "init.defaultBranch", check=False).stdout.strip()
+
+
+def current_branch(path: Path) -> str | None:
+    """The branch HEAD is on (also before its first commit), or None on a detached HEAD."""
+    return _git(path, "symbolic-ref", "--short", "-q", "HEAD", check=False).stdout.strip() or None
+
+
+def default_branch(path: Path) -> str | None:
+    """The project's main line, which the gate compares with and CI triggers on: origin's HEAD (the branch a clone
+    checks out), else the branch `git init` gives here (init.defaultBranch) if it exists, else main or master,
+    whichever exists (main first), else the current branch. None only on a detached HEAD with none of these."""
+    remote = _git(path, "symbolic-ref", "--short", "-q", "refs/remotes/origin/HEAD", check=False).stdout.strip()
+    if remote.startswith("origin/"):
+        return remote.removeprefix("origin/")
+    for name in dict.fromkeys([_configured_branch(path), "main", "master"]):
+        if name and _git(path, "show-ref", "--verify", "-q", f"refs/heads/{name}", check=False).returncode == 0:
+            return name
+    return current_branch(path)
 
 
 def has_identity(path: Path) -> bool:

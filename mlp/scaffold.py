@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import dvc_adapter, git
+from . import DISTRIBUTION, dvc_adapter, git
 from .datafile import DataSource
 from .errors import DataError, MlpError, UsageError
-from .ci import REQUIREMENTS_FILE, requirements, workflow_files
+from .ci import (REQUIREMENTS_FILE, MlpRequirement, mlp_requirement, refuse_requirement_beside, requirements,
+                 workflow_files)
 from .files import write_text_atomic
 from .params import with_values
 from .project import PARAMS_FILE, PIPELINE_FILE, SCHEMA_FILE, Project
@@ -55,7 +56,7 @@ A reproducible ML pipeline made with `mlp init`: every step is a DVC stage in `d
 Metrics land in `reports/metrics.json` (tracked by git); plots in `reports/plots/` (`dvc plots show`).
 Commit `dvc.lock` and `reports/` after a run so that any commit can be reproduced and compared:
 
-    mlp compare main --params         # metrics and params against main
+    {compare:<33} # metrics and params against {branch}
     mlp check                         # dvc.lock matches the code, data and params, and is committed
     mlp gate                          # the rules of params.yaml's gate: section (thresholds, no regression)
     dvc push                          # share the data and models through the DVC remote; others `dvc pull`
@@ -106,7 +107,8 @@ def template_root() -> Path:
     for root in (here / "templates", here.parent):
         if (root / "stages").is_dir() and (root / PARAMS_FILE).is_file():
             return root
-    raise MlpError("the stage templates are missing from this installation of mlp; reinstall it with `pip install mlp`.")
+    raise MlpError(f"the stage templates are missing from this installation of mlp; reinstall it with "
+                   f"`pip install {DISTRIBUTION}`.")
 
 
 def _template_files(source: Path) -> dict[str, Path]:
@@ -133,6 +135,7 @@ def init(
     query: str | None = None,
     remote: str | None = None,
     ci: str = "github",
+    requirement: str | None = None,
 ) -> InitResult:
     """Scaffold a project at `path` and commit it: on the bundled sample, or on the user's `data` with the
     data contract inferred from it. On any failure, everything created is removed again."""
@@ -142,13 +145,17 @@ def init(
         # A sample without a bundled contract goes the way of the user's own data: its contract is inferred.
         import tempfile
 
+        _check_data_options(sample, None, None, table, query)
+        mlp_requirement(requirement)  # a bad --requirement is refused before the sample is generated
+
         with tempfile.TemporaryDirectory(prefix="mlp-sample-") as tmp:
             info = write_sample(sample, Path(tmp) / f"{sample}.csv", rows=rows)
             return init(path, force=force, data=Path(tmp) / f"{sample}.csv", target=target or info.target, task=task,
-                        remote=remote, ci=ci)
+                        remote=remote, ci=ci, requirement=requirement)
     source = _check_data_options(sample, data, target, table, query)
     if ci != "none":
         workflow_files(ci)  # an unknown provider is refused before anything is created
+    mlp_line = mlp_requirement(requirement)
     storage = remote_url(remote, path.resolve()) if remote else None
     sample = sample or "churn"
     if source is None and sample not in INIT_SAMPLES:
@@ -170,6 +177,7 @@ def init(
         )
     if (path / ".dvc").exists():
         raise UsageError(f"{path} is already a DVC project; run `mlp repro` there, or choose another folder.")
+    refuse_requirement_beside(path, requirement)
     raw = f"data/raw/{source.path.name}" if source else INIT_SAMPLES[sample]
     if (path / raw).exists():
         raise UsageError(f"{raw} already exists in {path}; move it away or choose an empty folder.")
@@ -189,7 +197,7 @@ def init(
     try:
         _mkdirs(path, created)
         result = _scaffold(path, sample, rows, created, new_repo=top != path, raw=raw, source=source,
-                           target=target, task=task, storage=storage, ci=ci)
+                           target=target, task=task, storage=storage, ci=ci, mlp_line=mlp_line)
     except BaseException:
         _undo(created)
         raise
@@ -202,6 +210,10 @@ def _check_data_options(sample: str | None, data: Path | None, target: str | Non
     from .datafile import inspect
 
     if data is None:
+        if sample and (table or query):
+            flag = "--table" if table else "--query"
+            raise UsageError(f"{flag} reads a SQLite file given with --data; --sample {sample} is a bundled table: "
+                             f"drop {flag}, or pass --data FILE instead of --sample.")
         given = [name for name, value in (("--target", target), ("--table", table), ("--query", query)) if value]
         if given:
             raise UsageError(f"{', '.join(given)} need --data FILE: the data file to build the pipeline on.")
@@ -223,27 +235,34 @@ def _mkdirs(folder: Path, created: list[Path]) -> None:
 
 def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo: bool, raw: str,
               source: DataSource | None, target: str | None, task: str | None, storage: RemoteUrl | None,
-              ci: str) -> InitResult:
+              ci: str, mlp_line: MlpRequirement) -> InitResult:
     notes: list[str] = []
     if new_repo:
         created.append(path / ".git")
-        git.init(path)
+        branch = git.init(path)
+    else:
+        branch = git.default_branch(path) or "main"
 
     contents = {name: source.read_text(encoding="utf-8") for name, source in _template_files(template_root()).items()}
+    values: dict[str, Any] = {"gate.baseline": branch}  # the gate compares with the branch the project is on
     if source:
-        ingest = {f"ingest.{key}": value for key, value in {**source.ingest, "path": raw}.items()}
-        contents[PARAMS_FILE] = with_values(contents[PARAMS_FILE], ingest)
+        values.update({f"ingest.{key}": value for key, value in {**source.ingest, "path": raw}.items()})
+    contents[PARAMS_FILE] = with_values(contents[PARAMS_FILE], values)
+    if source:
         # schema.yaml and the plots of dvc.yaml come from the data: written after ingest has read it.
         later = {name: contents.pop(name) for name in (SCHEMA_FILE, PIPELINE_FILE)}
-    generated = {".gitignore": GITIGNORE, "README.md": README.format(name=path.name),
-                 REQUIREMENTS_FILE: requirements([storage.plugin] if storage and storage.plugin else None)}
+    readme = README.format(name=path.name, branch=branch, compare=f"mlp compare {branch} --params")
+    generated = {".gitignore": GITIGNORE, "README.md": readme,
+                 REQUIREMENTS_FILE: requirements(mlp_line, [storage.plugin] if storage and storage.plugin else None)}
     if ci != "none":
-        generated.update(workflow_files(ci))
+        generated.update(workflow_files(ci, branch))
     if source and source.path.parent == path:
         # The original stays where it was; the pipeline reads its DVC-tracked copy. Keep the original out of git.
         generated[".gitignore"] += f"/{source.path.name}\n"
         notes.append(f"your {source.path.name} stays where it is (ignored by git); the pipeline reads its copy {raw}")
     files, skipped = _write_new(path, {**contents, **generated}, created)
+    if mlp_line.note and REQUIREMENTS_FILE in files:
+        notes.append(mlp_line.note)
     if skipped:
         notes.append(f"kept your existing {', '.join(skipped)}; compare them with `mlp init` in an empty folder")
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-# The test environment: no DVC analytics, a git identity, no colour, nothing from the user's git config.
+# The test environment: no DVC analytics, a git identity, no colour, nothing from the user's or the system's git
+# config (an empty global config made for the session: a test that needs a setting writes its own and points
+# GIT_CONFIG_GLOBAL at it).
+_GIT_CONFIG_DIR = tempfile.mkdtemp(prefix="mlp-tests-git-")
+atexit.register(shutil.rmtree, _GIT_CONFIG_DIR, ignore_errors=True)
+Path(_GIT_CONFIG_DIR, "config").write_text("")
 os.environ.update(
     {
         "DVC_NO_ANALYTICS": "1",
@@ -19,6 +26,8 @@ os.environ.update(
         "GIT_AUTHOR_EMAIL": "test@example.com",
         "GIT_COMMITTER_NAME": "Test",
         "GIT_COMMITTER_EMAIL": "test@example.com",
+        "GIT_CONFIG_GLOBAL": str(Path(_GIT_CONFIG_DIR, "config")),
+        "GIT_CONFIG_NOSYSTEM": "1",
         "NO_COLOR": "1",
         # scikit-learn's HistGradientBoosting (a yardstick in some tests) spins OpenMP threads on every core; on a
         # busy 2-core runner that turns seconds into minutes. Results do not depend on the thread count.
@@ -27,6 +36,9 @@ os.environ.update(
 )
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
+# mlp's dependencies as wheels, made by `make wheelhouse` in the venv running the tests (see `wheelhouse`).
+DEPENDENCY_WHEELS = Path(sys.prefix) / "wheelhouse"
 SMALL_ROWS = 3000  # enough for every stage to have real work, small enough to keep the suite fast
 
 
@@ -101,3 +113,30 @@ def fresh_project(fresh_template: Path, tmp_path: Path) -> Path:
 @pytest.fixture
 def project(built_template: Path, tmp_path: Path) -> Path:
     return _copy(built_template, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This project's wheel, built from the working tree (as `pip install .` would build it)."""
+    out = tmp_path_factory.mktemp("dist")
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)], REPO, check=True)
+    (found,) = out.glob("mlp_pipeline-*.whl")
+    return found
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(project_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding only this project's wheel and its real dependencies: what a package index offers a CI
+    runner. The dependencies come from `make wheelhouse` (cached in the venv, keyed on pyproject.toml); when that
+    is missing or stale they are fetched here, through this machine's pip configuration."""
+    house = tmp_path_factory.mktemp("wheelhouse")
+    ready = DEPENDENCY_WHEELS / ".ready"
+    deps = DEPENDENCY_WHEELS
+    if not ready.is_file() or ready.stat().st_mtime < (REPO / "pyproject.toml").stat().st_mtime:
+        deps = tmp_path_factory.mktemp("dependency-wheels")
+        run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(deps), str(project_wheel)], REPO, check=True)
+    for wheel in deps.glob("*.whl"):
+        if not wheel.name.startswith("mlp_pipeline-"):
+            (house / wheel.name).symlink_to(wheel)
+    shutil.copy(project_wheel, house)
+    return house

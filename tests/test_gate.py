@@ -292,7 +292,7 @@ def test_csv_output(project: Path) -> None:
      ["compare.directions.rows.test: higher|lower"]),
     (lambda root: (root / METRICS).write_text('{"roc_auc": NaN}'), [], ["roc_auc is NaN, not a finite number"]),
     (lambda root: (root / METRICS).write_text("{oops"), [], ["reports/metrics.json is not valid JSON"]),
-    (lambda root: (root / METRICS).unlink(), [], ["no reports/metrics.json", "run `mlp repro` first"]),
+    (lambda root: (root / METRICS).unlink(), [], ["no reports/metrics.json", "run `mlp repro`"]),
     (lambda root: (root / "params.yaml").write_text("gate: [oops\n"), [], ["params.yaml is not valid YAML"]),
     (None, ["--baseline", "nosuch"], ["unknown revision 'nosuch'"]),
     (lambda root: set_gate(root, "gate:\n  baseline: nosuch\n  metrics:\n    roc_auc:\n      min: 0.5\n"), [],

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from conftest import git, mlp, snapshot
+from test_errors import assert_one_line_error
 
 
 def test_init_scaffolds_a_committed_dvc_project(fresh_template: Path) -> None:
@@ -41,6 +42,11 @@ def test_init_refuses_a_folder_with_files(tmp_path: Path) -> None:
 
 
 def test_init_force_keeps_the_users_files(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("mlp-pipeline\n")
+    assert_one_line_error(mlp(tmp_path, "init", ".", "--force", "--requirement", "mlp-pipeline==0.1.0"),
+                          "requirements.txt already exists")  # an explicit --requirement is never dropped
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["requirements.txt"]
+    (tmp_path / "requirements.txt").unlink()
     (tmp_path / "params.yaml").write_text("mine: true\n")
     (tmp_path / "notes.txt").write_text("mine")
     result = mlp(tmp_path, "init", ".", "--force", "--rows", "200")
@@ -61,12 +67,16 @@ def test_init_into_a_new_nested_folder_and_an_existing_empty_one(tmp_path: Path)
 
 def test_bad_init_input_leaves_nothing(tmp_path: Path) -> None:
     cases = [
-        (["init", "p", "--sample", "nosuch"], "--sample nosuch"),
-        (["init", "p", "--rows", "0"], "--rows 0"),
+        (["init", "p", "--sample", "nosuch"], ["--sample nosuch"]),
+        (["init", "p", "--rows", "0"], ["--rows 0"]),
+        # --table/--query read a SQLite file: with a built-in sample they are refused, not ignored
+        (["init", "p", "--sample", "iris", "--table", "t"], ["--table", "--sample iris", "--data"]),
+        (["init", "p", "--sample", "churn", "--query", "SELECT 1"], ["--query", "--sample churn"]),
+        (["init", "p", "--requirement", "mlp==0.1.0"], ["installs mlp, not mlp-pipeline"]),
+        (["init", "p", "--sample", "wine", "--requirement", "mlp"], ["installs mlp, not mlp-pipeline"]),
     ]
-    for args, message in cases:
-        result = mlp(tmp_path, *args)
-        assert result.code == 2 and message in result.err, result.err
+    for args, needles in cases:
+        assert_one_line_error(mlp(tmp_path, *args), *needles)
         assert not (tmp_path / "p").exists()
     (tmp_path / "file").write_text("x")
     result = mlp(tmp_path, "init", "file")
