@@ -97,27 +97,28 @@ def _graph(repo: Any) -> Any:
     return get_active_graph(repo.index.graph)
 
 
-def _plan(repo: Any, targets: list[str] | None) -> list[Any]:
+def _named(repo: Any, names: list[str]) -> list[Any]:
+    """The stages called `names`; a UsageError naming those that dvc.yaml does not define."""
+    by_name = {stage.addressing: stage for stage in repo.index.stages}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise UsageError(
+            f"no stage named {', '.join(repr(u) for u in unknown)} in dvc.yaml; stages are: {', '.join(by_name)}."
+        )
+    return [by_name[n] for n in names]
+
+
+def _plan(repo: Any, targets: list[str] | None, graph: Any = None) -> list[Any]:
     """The stages to consider, upstream first: all of them, or the targets and what they depend on."""
     from dvc.repo.reproduce import plan_repro
 
-    graph = _graph(repo)
-    by_name = {stage.addressing: stage for stage in repo.index.stages}
-    chosen = None
-    if targets:
-        unknown = [t for t in targets if t not in by_name]
-        if unknown:
-            raise UsageError(
-                f"no stage named {', '.join(repr(u) for u in unknown)} in dvc.yaml; stages are: {', '.join(by_name)}."
-            )
-        chosen = [by_name[t] for t in targets]
-    return plan_repro(graph, chosen)
+    return plan_repro(_graph(repo) if graph is None else graph, _named(repo, targets) if targets else None)
 
 
 def check_stages(project: Project, names: list[str]) -> None:
-    """Raise a UsageError naming the stages that dvc.yaml does not define."""
+    """Raise a UsageError naming the stages that dvc.yaml does not define (only the names: nothing is planned)."""
     with _repo(project) as (repo, _):
-        _plan(repo, names)
+        _named(repo, names)
 
 
 def pipeline(project: Project) -> list[StageNode]:
@@ -131,8 +132,8 @@ def pipeline(project: Project) -> list[StageNode]:
         ]
 
 
-def _changes(stage: Any) -> list[Change]:
-    """DVC's status of one stage, as a list of Changes with old and new param values."""
+def _param_values(stage: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stage's params as dvc.lock has them and as params.yaml has them now."""
     from dvc.dependency.param import ParamsDependency
 
     old_params: dict[str, Any] = {}
@@ -144,9 +145,15 @@ def _changes(stage: Any) -> list[Change]:
                 new_params.update(dep.read_params())
             except Exception:  # a missing params file shows up as a changed dep anyway
                 pass
+    return old_params, new_params
+
+
+def _changes(stage: Any) -> list[Change]:
+    """DVC's status of one stage, as a list of Changes with old and new param values."""
     raw = stage.status().get(stage.addressing, [])
     if raw and stage.cmd and not any(dep.hash_info for dep in stage.deps):
         return [Change("new", stage.addressing, "never run")]  # no dvc.lock entry yet
+    values: tuple[dict[str, Any], dict[str, Any]] | None = None  # read only for a changed param
     changes: list[Change] = []
     for entry in raw:
         if entry == "changed command":
@@ -157,6 +164,7 @@ def _changes(stage: Any) -> list[Change]:
             changes.append(Change("cmd", stage.cmd or "", entry))
         for path, state in entry.get("changed deps", {}).items() if isinstance(entry, dict) else ():
             if isinstance(state, dict):  # a params file: {key: modified|new|deleted}
+                old_params, new_params = values = values or _param_values(stage)
                 for key, key_state in state.items():
                     changes.append(Change("param", key, key_state, old_params.get(key), new_params.get(key)))
             else:
@@ -176,7 +184,7 @@ def status(project: Project, targets: list[str] | None = None) -> list[StageStat
         graph = _graph(repo)
         result: list[StageStatus] = []
         stale: set[str] = set()
-        for stage in _plan(repo, targets):
+        for stage in _plan(repo, targets, graph):
             changes = _changes(stage)
             changes += [
                 Change("upstream", u.addressing, "will run")
@@ -247,10 +255,9 @@ def reproduce(
 
     Each stage's reasons are read just before it runs, so a stage rerun because its upstream output changed
     says so. With `capture`, a stage's output goes to a log file whose last lines are shown if it fails.
+    The stages are planned once and each one's status is computed once (DVC's `repo.reproduce` would plan
+    again, and `Stage.reproduce` would recompute the status that `_changes` has just read).
     """
-    from dvc.exceptions import ReproductionError
-    from dvc.repo.reproduce import _reproduce_stage
-
     runs: list[StageRun] = []
 
     def record(run: StageRun) -> None:
@@ -258,15 +265,16 @@ def reproduce(
         if on_done:
             on_done(run)
 
-    def run_one(stage: Any, **kwargs: Any) -> Any:
+    def run_one(stage: Any) -> None:
         name = stage.addressing
-        if kwargs.get("force") and not stage.cmd:  # a forced `.dvc` file only rehashes its data: not a step
-            return _reproduce_stage(stage, **kwargs)
-        changes = [Change("forced", name)] if kwargs.get("force") else _changes(stage)
+        if force and not stage.cmd:  # a forced `.dvc` file only rehashes its data: not a step
+            _run_changed(stage, force=True)
+            return
+        changes = [Change("forced", name)] if force else _changes(stage)
         if not changes:
             if stage.cmd:  # tracked data (`.dvc` files) only shows up when it changed
                 record(StageRun(name, "skipped", [], 0.0))
-            return None
+            return
         if on_start:
             on_start(name, changes)
         log = project.log_dir / f"{name}.log" if capture else None
@@ -274,24 +282,28 @@ def reproduce(
         started = time.perf_counter()
         try:
             with _output_to(log):
-                result = _reproduce_stage(stage, **kwargs)
+                _run_changed(stage, force=force)
         except Exception as exc:
             record(StageRun(name, "failed", changes, time.perf_counter() - started, log))
             raise _stage_failure(name, stage.cmd or "", exc, log) from exc
-        restored = any("is cached - skipping run" in m for m in records.messages[first_record:])
-        outcome = "restored" if restored else "ran" if result else "skipped"
-        record(StageRun(name, outcome, changes, time.perf_counter() - started, log))
-        return result
+        restored = any(RUN_CACHE_RESTORED in m for m in records.messages[first_record:])
+        record(StageRun(name, "restored" if restored else "ran", changes, time.perf_counter() - started, log))
 
-    with _python_on_path(), _repo(project) as (repo, records):
-        _plan(repo, targets)  # refuses unknown stage names before anything runs
-        try:
-            repo.reproduce(targets or None, force=force, repro_fn=run_one)
-        except ReproductionError as exc:
-            if isinstance(exc.__cause__, StageFailedError):
-                raise exc.__cause__ from None
-            raise
+    # Under the repository lock and DVC's git context (which adds outputs to .gitignore, and stages them with
+    # core.autostage), as `dvc repro` runs; unknown stage names are refused by the plan, before anything runs.
+    with _python_on_path(), _repo(project) as (repo, records), repo.lock, repo.scm_context():
+        for stage in _plan(repo, targets):
+            run_one(stage)
     return runs
+
+
+def _run_changed(stage: Any, force: bool) -> None:
+    """Run a stage known to be out of date, or forced: what DVC's `Stage.reproduce` does once its own check
+    says the stage changed. Unless forced, DVC first looks in its run cache (a hit restores the outputs and logs
+    "... is cached - skipping run ..."); either way it then hashes the outputs, copies them into the cache and
+    writes the stage's entry in dvc.lock (or its `.dvc` file)."""
+    stage.run(force=force)
+    stage.dump(update_pipeline=False)
 
 
 def _stage_failure(name: str, cmd: str, exc: BaseException, log: Path | None) -> StageFailedError:
@@ -302,12 +314,27 @@ def _stage_failure(name: str, cmd: str, exc: BaseException, log: Path | None) ->
             message = f"stage '{name}' failed: {message}"
         return StageFailedError(name, message, _tail(name, log))
     where = f" (full output in {log})" if log else ""
+    reason = _stage_reason(name, log)
+    if reason:  # the stage said what is wrong and how to fix it (stages/common.py `fail`)
+        tail = _tail(name, log)
+        # Its output above the error only when there is more than the reason itself.
+        return StageFailedError(name, f"stage '{name}' failed: {reason.rstrip('.')}{where}.",
+                                tail if tail.count("\n") > 1 else "")
     return StageFailedError(
         name,
         f"stage '{name}' failed with exit code {code.group(1)} running `{cmd}`{where}; "
         "fix the script or its inputs and run `mlp repro` again.",
         _tail(name, log),
     )
+
+
+def _stage_reason(name: str, log: Path | None) -> str | None:
+    """The one line a stage ends with when it fails on purpose, `NAME: what is wrong; how to fix it`, if it did."""
+    if log is None or not log.is_file():
+        return None
+    lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return last[len(name) + 2:].strip() if last.startswith(f"{name}: ") else None
 
 
 def init(root: Path) -> None:
@@ -465,3 +492,54 @@ def _md5_in_folder(root: Path, dir_md5: str, rel: str) -> str | None:
         if isinstance(entry, dict) and entry.get("relpath") == rel and isinstance(entry.get("md5"), str):
             return entry["md5"]
     return None
+
+
+# --- the DVC internals mlp relies on ------------------------------------------------------------------------
+# No public DVC API plans a run, runs one stage at a time or tells a run-cache restore from a run, so mlp uses
+# these. pyproject.toml bounds dvc's version to releases checked against them; tests/test_dvc_internals.py runs
+# `internals_problems()` so that a DVC release that changes one fails with a message naming it.
+
+RUN_CACHE_RESTORED = "is cached - skipping run"  # DVC's log line when a stage's outputs come from the run cache
+
+
+def internals_problems() -> list[str]:
+    """Each DVC internal that mlp uses and this DVC does not have (or has with another shape); empty when all fit."""
+    import inspect
+
+    problems: list[str] = []
+
+    def need(where: str, check: Callable[[], bool]) -> None:
+        try:
+            ok = check()
+        except Exception as exc:  # an import or attribute that is gone
+            problems.append(f"{where}: {type(exc).__name__}: {exc}")
+            return
+        if not ok:
+            problems.append(f"{where}: not as mlp uses it")
+
+    def takes(func: Any, *names: str) -> bool:
+        params = inspect.signature(func).parameters
+        return all(n in params for n in names) or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+    def reproduce_module() -> Any:
+        from dvc.repo import reproduce
+
+        return reproduce
+
+    def stage_class() -> Any:
+        from dvc.stage import Stage
+
+        return Stage
+
+    need("dvc.repo.reproduce.plan_repro(graph, stages)", lambda: takes(reproduce_module().plan_repro, "graph", "stages"))
+    need("dvc.repo.reproduce.get_active_graph(graph)", lambda: callable(reproduce_module().get_active_graph))
+    need("Stage.run(force=...)", lambda: takes(stage_class().run, "force"))
+    need("Stage.dump(update_pipeline=...)", lambda: callable(stage_class().dump))
+    need("Stage.status()", lambda: callable(stage_class().status))
+    need("ParamsDependency.read_params()", lambda: callable(__import__(
+        "dvc.dependency.param", fromlist=["ParamsDependency"]).ParamsDependency.read_params))
+    need("Repo.scm_context() and Repo.index", lambda: all(hasattr(__import__("dvc.repo", fromlist=["Repo"]).Repo, a)
+                                                        for a in ("scm_context", "index")))
+    need(f"the run-cache log line {RUN_CACHE_RESTORED!r} in dvc.stage.cache",
+         lambda: RUN_CACHE_RESTORED in inspect.getsource(__import__("dvc.stage.cache", fromlist=["StageCache"])))
+    return problems

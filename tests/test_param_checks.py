@@ -41,8 +41,9 @@ def test_a_test_size_above_the_row_count_fails_in_split_and_puts_params_back(pro
     result = mlp(project, "repro", "-S", "split.test_size=5000")
     assert_one_line_error(result, "stage 'split' failed", RESTORED)
     assert "Traceback" not in result.err
-    # The stage's own one-line reason is shown above the error.
-    assert "split: split.test_size is 5000, which leaves none of the" in result.err
+    # The error line carries the stage's own one-line reason (not repeated above it: there is nothing more).
+    assert result.err.splitlines() == [result.err.strip()]
+    assert "failed: split.test_size is 5000, which leaves none of the" in result.err
     assert (project / "params.yaml").read_bytes() == params
     assert (project / "dvc.lock").read_bytes() == lock
     assert git(project, "status", "--porcelain") == ""
