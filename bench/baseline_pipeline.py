@@ -137,7 +137,8 @@ def main(project: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     with step("read"):
-        df = pd.read_csv(project / params["ingest"]["path"], parse_dates=dates)
+        # engine="pyarrow": the fastest CSV reader pandas offers (multi-threaded), as a user after speed would pick
+        df = pd.read_csv(project / params["ingest"]["path"], parse_dates=dates, engine="pyarrow")
     with step("validate"):
         validate(df, columns)
     with step("clean"):

@@ -150,9 +150,11 @@ def _param_values(stage: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _changes(stage: Any) -> list[Change]:
     """DVC's status of one stage, as a list of Changes with old and new param values."""
+    if stage.cmd and stage.deps and not any(dep.hash_info for dep in stage.deps):
+        # No dvc.lock entry yet: nothing to compare with, so DVC's status (which looks up or hashes every dep and
+        # out) could only say that everything is new.
+        return [Change("new", stage.addressing, "never run")]
     raw = stage.status().get(stage.addressing, [])
-    if raw and stage.cmd and not any(dep.hash_info for dep in stage.deps):
-        return [Change("new", stage.addressing, "never run")]  # no dvc.lock entry yet
     values: tuple[dict[str, Any], dict[str, Any]] | None = None  # read only for a changed param
     changes: list[Change] = []
     for entry in raw:

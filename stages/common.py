@@ -122,7 +122,17 @@ def write_parquet(data, path):
     if not isinstance(data, pa.Table):
         data = pa.Table.from_pandas(data, preserve_index=False)
     with _atomic(path) as tmp:
-        pq.write_table(data, tmp)
+        pq.write_table(data, tmp, write_statistics=_statistics_columns(data.schema))
+
+
+def _statistics_columns(schema):
+    """The columns whose min/max statistics the file keeps: all but text. Comparing every string to find
+    a text column's min and max is about a fifth of the time it takes to write a file, and no stage
+    filters on text by those statistics."""
+    import pyarrow as pa
+
+    return [field.name for field in schema
+            if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type))]
 
 
 def write_json(obj, path):

@@ -274,8 +274,8 @@ def sha256(path):
 def save_bundle(folder, featurizer, model, kind, task, target, classes=None):
     """Write the bundle files into `folder` (train.py passes a temporary directory and renames it).
 
-    kind: "xgboost" (an XGBClassifier / XGBRegressor) or a scikit-learn model ("random_forest",
-    "logistic", "linear"). classes: the original labels, in the order of the encoded 0..k-1.
+    kind: "xgboost" (an xgboost Booster, or an XGBClassifier / XGBRegressor) or a scikit-learn model
+    ("random_forest", "logistic", "linear"). classes: the original labels, in the order of the encoded 0..k-1.
     """
     versions = {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__}
     if kind == "xgboost":

@@ -29,24 +29,53 @@ def is_missing(column):
     return column.is_null().to_numpy(zero_copy_only=False)
 
 
+def keyed_by_bits(kind):
+    """Numbers and timestamps: their values are their own keys, no hash table to build."""
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_timestamp(kind)
+
+
+def value_keys(column):
+    """One 64-bit key per value, equal for values that pandas finds equal (0.0 and -0.0, NaN and missing):
+    a number's or a timestamp's own bits; for other columns (text, booleans, dates) the value's code in
+    arrow's dictionary encoding (missing: -1)."""
+    if keyed_by_bits(column.type):
+        values = column.to_numpy()  # numbers with missing values arrive as float64 with NaN
+        if values.dtype.kind == "f":
+            values = np.add(values, 0.0, dtype=np.float64)  # -0.0 + 0.0 is 0.0
+            values[np.isnan(values)] = np.nan  # one bit pattern for every NaN
+            return values.view(np.uint64)
+        return values.astype(np.int64, copy=False).view(np.uint64)  # 64 bits a value, whatever the width
+    codes = pc.dictionary_encode(column).combine_chunks().indices
+    return pc.fill_null(codes, -1).to_numpy().astype(np.int64).view(np.uint64)
+
+
+def repeated_keys(table):
+    """True for the rows whose 64-bit key, mixed from the keys of their values, appears more than once."""
+    row_key = np.zeros(table.num_rows, dtype=np.uint64)
+    for column in table.columns:
+        with np.errstate(over="ignore"):
+            row_key = row_key * np.uint64(0x9E3779B97F4A7C15) + value_keys(column) + np.uint64(1)
+    return pd.Series(row_key).duplicated(keep=False).to_numpy()
+
+
 def duplicated_rows(table):
     """Like pandas' DataFrame.duplicated() (the first of equal rows is kept), one column at a time.
 
-    Each column's values become integer codes (arrow's dictionary encoding, nulls -1), and the codes
-    of a row are mixed into one 64-bit number. Only rows whose number repeats are compared in full,
-    so a collision of those numbers can never drop a row that differs.
+    Equal rows have equal keys (repeated_keys). The keys are mixed first over the number and timestamp
+    columns alone, which are cheap to key; only the few rows whose key repeats there can be duplicates,
+    and only those are keyed over every column (a text column with many distinct values, such as an id,
+    would cost more to encode in full than everything else here). The rows whose full key repeats are
+    then compared in full, so a collision of keys can never drop a row that differs.
     """
-    row_key = np.zeros(table.num_rows, dtype=np.uint64)
-    for column in table.columns:
-        codes = pc.dictionary_encode(column).combine_chunks().indices
-        codes = pc.fill_null(codes, -1).to_numpy().astype(np.int64).view(np.uint64)
-        with np.errstate(over="ignore"):
-            row_key = row_key * np.uint64(0x9E3779B97F4A7C15) + codes + np.uint64(1)
-    candidates = np.flatnonzero(pd.Series(row_key).duplicated(keep=False).to_numpy())
+    rows = np.arange(table.num_rows)
+    cheap = [field.name for field in table.schema if keyed_by_bits(field.type)]
+    for columns in (cheap, table.column_names):
+        if columns and len(rows):
+            part = table.select(columns)
+            rows = rows[repeated_keys(part if len(rows) == table.num_rows else part.take(pa.array(rows)))]
     dup = np.zeros(table.num_rows, dtype=bool)
-    if len(candidates):
-        rows = table.take(pa.array(candidates)).to_pandas()
-        dup[candidates] = rows.duplicated().to_numpy()
+    if len(rows):
+        dup[rows] = table.take(pa.array(rows)).to_pandas().duplicated().to_numpy()
     return dup
 
 

@@ -525,3 +525,55 @@ def test_writes_are_atomic_and_clean_up_after_killed_runs(tmp_path: Path, monkey
         Path(tmp, "new.txt").write_text("new")
     assert [p.name for p in models.iterdir()] == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "reports"]
+
+
+def test_prepare_finds_exactly_the_duplicates_pandas_finds(monkeypatch) -> None:
+    import pyarrow as pa
+
+    monkeypatch.syspath_prepend(str(REPO / "stages"))
+    prepare = load_module(REPO / "stages/prepare.py", "prepare_test")
+    rng = np.random.default_rng(0)
+    n = 4000
+    # Few distinct values, so that many rows repeat; 0.0 and -0.0, NaN and missing are equal for pandas.
+    table = pa.table({
+        "small_int": pa.array(rng.integers(-1, 2, n), pa.int8()),
+        "count": pa.array([None if x < 0.1 else int(x * 3) for x in rng.random(n)], pa.int64()),
+        "share": pa.array(rng.choice([0.5, 0.0, -0.0, np.nan], n), pa.float32()),
+        "when": pa.array(rng.integers(0, 2, n), pa.timestamp("s", tz="UTC")),
+        "flag": pa.array(rng.choice([True, False, None], n)),
+        "text": pa.array(rng.choice(["a", "b", None], n)),
+    })
+    expected = table.to_pandas().duplicated().to_numpy()
+    assert expected.sum() > n / 2
+    assert (prepare.duplicated_rows(table) == expected).all()
+    # The same rows with a distinct id each: the numbers alone repeat, the rows do not.
+    with_id = table.append_column("id", pa.array([f"c{i}" for i in range(n)]))
+    assert not prepare.duplicated_rows(with_id).any()
+    assert not prepare.duplicated_rows(table.select(["text"]).slice(0, 2)).any()
+
+
+def test_train_xgboost_grows_the_trees_of_the_scikit_learn_classes(monkeypatch) -> None:
+    import xgboost
+
+    monkeypatch.syspath_prepend(str(REPO / "stages"))
+    train = load_module(REPO / "stages/train.py", "train_test")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(2000, 4)).astype("float32"), columns=list("abcd"))
+    X.iloc[::7, 1] = np.nan
+    p = {"n_estimators": 15, "max_depth": 3, "learning_rate": 0.1, "subsample": 0.8, "colsample_bytree": 0.8,
+         "min_child_weight": 1, "seed": 7}
+    sklearn_style = dict(n_estimators=15, max_depth=3, learning_rate=0.1, subsample=0.8, colsample_bytree=0.8,
+                         min_child_weight=1, tree_method="hist", random_state=7, n_jobs=1)
+    cases = [("classification", rng.integers(0, 2, 2000), 2, xgboost.XGBClassifier),
+             ("classification", rng.integers(0, 3, 2000), 3, xgboost.XGBClassifier),
+             ("regression", rng.normal(size=2000), 0, xgboost.XGBRegressor)]
+    for task, y, n_classes, cls in cases:
+        ours = json.loads(train.train_xgboost(X, y, task, n_classes, p).save_raw("json"))
+        theirs = json.loads(cls(**sklearn_style).fit(X, y).get_booster().save_raw("json"))
+        assert ours["learner"]["gradient_booster"] == theirs["learner"]["gradient_booster"], (task, n_classes)
+        assert ours["learner"]["objective"] == theirs["learner"]["objective"]
+    # In a fresh process, as the stage runs: xgboost without scikit-learn, which still imports afterwards.
+    code = ("import sys; sys.path.insert(0, 'stages'); import train; train.import_xgboost(); "
+            "print('sklearn' in sys.modules); import sklearn; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "ok"]
