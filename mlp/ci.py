@@ -20,7 +20,6 @@ from .project import Project
 
 WORKFLOW_FILES = {"github": ".github/workflows/mlp.yml", "gitlab": ".gitlab-ci.yml"}
 REQUIREMENTS_FILE = "requirements.txt"
-DEFAULT_BRANCH = "main"  # when the project has none to go by (see git.default_branch)
 REACHABLE_SCHEMES = ("https", "http", "ssh", "git")  # where a CI runner can fetch from; file:// is this machine's
 VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
 EXAMPLE = f"{DISTRIBUTION}=={__version__} or {DISTRIBUTION} @ git+https://HOST/REPO.git@COMMIT"
@@ -30,7 +29,7 @@ def _baseline(branch: str) -> str:
     return shlex.quote(f"origin/{branch}")
 
 
-def steps(branch: str = DEFAULT_BRANCH) -> list[tuple[str, str]]:
+def steps(branch: str = git.DEFAULT_BRANCH) -> list[tuple[str, str]]:
     """What CI runs, in order, on every push and pull request: (step name, shell command)."""
     return [
         ("Install", f"python -m pip install -r {REQUIREMENTS_FILE}"),
@@ -42,7 +41,7 @@ def steps(branch: str = DEFAULT_BRANCH) -> list[tuple[str, str]]:
     ]
 
 
-def report(branch: str = DEFAULT_BRANCH) -> str:
+def report(branch: str = git.DEFAULT_BRANCH) -> str:
     """After the steps, pass or fail: the metrics against the branch, as markdown (the job summary on GitHub)."""
     return f"mlp compare {_baseline(branch)} --format md"
 
@@ -105,7 +104,7 @@ GITLAB_TAIL = """\
 """
 
 
-def github_workflow(branch: str = DEFAULT_BRANCH) -> str:
+def github_workflow(branch: str = git.DEFAULT_BRANCH) -> str:
     """The GitHub Actions workflow: it triggers on pushes to `branch` (and every pull request) and gates against it."""
     steps_text = "".join(f"      - name: {json.dumps(name)}\n        run: |\n          {command}\n"
                          for name, command in steps(branch))
@@ -114,14 +113,14 @@ def github_workflow(branch: str = DEFAULT_BRANCH) -> str:
     return GITHUB_HEAD.format(branch=branch, quoted=json.dumps(branch)) + steps_text + tail
 
 
-def gitlab_pipeline(branch: str = DEFAULT_BRANCH) -> str:
+def gitlab_pipeline(branch: str = git.DEFAULT_BRANCH) -> str:
     """The GitLab CI job: it runs on every push and gates against `branch`, which it fetches first."""
     script = "".join(f"    # {name}\n    - |\n      {command}\n" for name, command in steps(branch))
     refspec = shlex.quote(f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
     return GITLAB_HEAD.format(branch=branch, refspec=refspec) + script + GITLAB_TAIL.format(report=report(branch))
 
 
-def workflow_files(provider: str, branch: str = DEFAULT_BRANCH) -> dict[str, str]:
+def workflow_files(provider: str, branch: str = git.DEFAULT_BRANCH) -> dict[str, str]:
     """{relative path: text} of the CI files for `provider` (github or gitlab)."""
     if provider not in WORKFLOW_FILES:
         raise UsageError(f"--provider {provider}: unknown CI provider; choose one of: {', '.join(WORKFLOW_FILES)}.")
@@ -255,7 +254,7 @@ def ci_init(project: Project, provider: str = "github", force: bool = False,
     """Write the CI workflow (and requirements.txt when the project has none), on the project's default branch
     (`git.default_branch`). An existing workflow is only replaced with `force`; an existing requirements.txt is the
     user's and is never touched."""
-    files = workflow_files(provider, git.default_branch(project.root) or DEFAULT_BRANCH)
+    files = workflow_files(provider, git.default_branch(project.root))
     mlp = mlp_requirement(requirement)
     existing = [name for name in files if (project.root / name).exists()]
     if existing and not force:

@@ -22,7 +22,6 @@ from .params import load_params
 from .project import METRICS_FILE, Project
 
 GATE_FILE = "reports/gate.json"
-DEFAULT_BASELINE = "main"  # when the project has no default branch to go by (see git.default_branch)
 KINDS = ("min", "max", "max_drop", "max_rel_drop")
 CHANGE_KINDS = ("max_drop", "max_rel_drop")
 SECTION_KEYS = ("baseline", "metrics")
@@ -135,7 +134,7 @@ def parse_rules(section: Any) -> tuple[str | None, list[Rule]]:
 
 def evaluate(rules: list[Rule], current: dict[str, Any], baseline: dict[str, Any] | None,
              baseline_note: str | None, overrides: dict[str, str] | None = None,
-             rev: str = DEFAULT_BASELINE, sha: str | None = None) -> GateResult:
+             rev: str = git.DEFAULT_BRANCH, sha: str | None = None) -> GateResult:
     """Judge each rule. `current` and `baseline` are flattened metrics (`diffs.flatten`); `baseline` is None when
     the baseline revision has no metrics, and then change rules are skipped with `baseline_note`."""
     for rule in rules:  # every rule must be judgeable before any is judged
@@ -222,7 +221,7 @@ def run_gate(project: Project, baseline_rev: str | None = None) -> GateResult:
                            "max_drop or max_rel_drop (see README).")
     overrides = direction_overrides(params)
     current = _workspace_metrics(project)
-    rev = baseline_rev or configured or git.default_branch(project.root) or DEFAULT_BASELINE
+    rev = baseline_rev or configured or git.default_branch(project.root)
     try:
         sha = revisions.resolve(project.root, rev)
     except UsageError as exc:

@@ -9,6 +9,9 @@ from pathlib import Path
 from .errors import MlpError
 
 # Used only when the user has no git identity yet, so that `mlp init` can still make its first commit.
+# The branch `mlp init` creates when the user configured none, and the default branch when nothing says otherwise.
+DEFAULT_BRANCH = "main"
+
 FALLBACK_IDENTITY = ["-c", "user.name=mlp", "-c", "user.email=mlp@localhost"]
 
 
@@ -36,8 +39,8 @@ def is_ignored(top: Path, path: Path) -> bool:
 
 def init(path: Path) -> str:
     """`git init`, on a branch named `main` unless the user configured init.defaultBranch; returns the branch."""
-    _git(path, "init", "-q", *([] if _configured_branch(path) else ["--initial-branch=main"]))
-    return current_branch(path) or "main"
+    _git(path, "init", "-q", *([] if _configured_branch(path) else [f"--initial-branch={DEFAULT_BRANCH}"]))
+    return current_branch(path) or DEFAULT_BRANCH
 
 
 def _configured_branch(path: Path) -> str:
@@ -49,17 +52,17 @@ def current_branch(path: Path) -> str | None:
     return _git(path, "symbolic-ref", "--short", "-q", "HEAD", check=False).stdout.strip() or None
 
 
-def default_branch(path: Path) -> str | None:
+def default_branch(path: Path) -> str:
     """The project's main line, which the gate compares with and CI triggers on: origin's HEAD (the branch a clone
     checks out), else the branch `git init` gives here (init.defaultBranch) if it exists, else main or master,
-    whichever exists (main first), else the current branch. None only on a detached HEAD with none of these."""
+    whichever exists (main first), else the current branch, else (a detached HEAD with none of these) main."""
     remote = _git(path, "symbolic-ref", "--short", "-q", "refs/remotes/origin/HEAD", check=False).stdout.strip()
     if remote.startswith("origin/"):
         return remote.removeprefix("origin/")
     for name in dict.fromkeys([_configured_branch(path), "main", "master"]):
         if name and _git(path, "show-ref", "--verify", "-q", f"refs/heads/{name}", check=False).returncode == 0:
             return name
-    return current_branch(path)
+    return current_branch(path) or DEFAULT_BRANCH
 
 
 def has_identity(path: Path) -> bool:

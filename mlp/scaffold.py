@@ -241,7 +241,7 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
         created.append(path / ".git")
         branch = git.init(path)
     else:
-        branch = git.default_branch(path) or "main"
+        branch = git.default_branch(path)
 
     contents = {name: source.read_text(encoding="utf-8") for name, source in _template_files(template_root()).items()}
     values: dict[str, Any] = {"gate.baseline": branch}  # the gate compares with the branch the project is on
