@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# mlp's dependencies as wheels (not mlp itself): the CI-steps test installs a fresh venv from this folder and the
+# mlp's dependencies (and its serve extra) as wheels (not mlp itself): the CI-steps test installs a fresh venv from this folder and the
 # project's freshly built wheel, and from nothing else, as a runner would. Refreshed when pyproject.toml changes.
 WHEELHOUSE := $(VENV)/wheelhouse
 DEMO_ROWS ?= 20000
@@ -21,7 +21,7 @@ install: $(STAMP)
 
 $(WHEELHOUSE)/.ready: pyproject.toml $(STAMP)
 	rm -rf $(WHEELHOUSE)
-	$(BIN)/python -m pip wheel -q -w $(WHEELHOUSE) .
+	$(BIN)/python -m pip wheel -q -w $(WHEELHOUSE) '.[serve]'
 	rm -f $(WHEELHOUSE)/mlp_pipeline-*.whl
 	touch $@
 

@@ -2,7 +2,8 @@
 
 - load_params(section) / load_schema(): read params.yaml and schema.yaml from the project root;
   load_params checks the section against params_spec.py, the declaration of what each knob may be.
-- fail(message): stop the stage with one line on stderr, "<stage>: <message>", and exit code 1.
+- fail(message): stop the stage with one line on stderr, "<stage>: <message>", and exit code 1
+  (a SystemExit carrying that line).
   Every stage reports its errors this way.
 - read_table(path) / read_parquet(path): read a parquet file as a pyarrow Table / pandas DataFrame.
 - write_parquet / write_json / write_csv: write an output atomically. The data goes to a temporary
@@ -29,8 +30,9 @@ SCHEMA_FILE = "schema.yaml"
 def fail(message):
     """Stop the stage: one line "<stage>: <message>" on stderr (the stage is named after its script), exit 1."""
     stage = os.path.splitext(os.path.basename(sys.argv[0]))[0] or "stage"
-    print(f"{stage}: " + " ".join(str(message).splitlines()), file=sys.stderr)
-    raise SystemExit(1)
+    # Python prints a SystemExit's text to stderr and exits with 1; code that calls a stage's functions
+    # (`mlp predict` reads files with sources.py) catches it and has the message.
+    raise SystemExit(f"{stage}: " + " ".join(str(message).splitlines()))
 
 
 def _read_yaml(path):

@@ -1,6 +1,6 @@
 """Evaluate: score the model bundle on the raw test split and write metrics and plot data.
 
-The bundle (models/, loaded with features.load_bundle) takes raw rows, exactly as `mlp predict`
+The bundle (data/model/, loaded with features.load_bundle) takes raw rows, exactly as `mlp predict`
 and `mlp serve` will give it, so these metrics are the metrics of the model that ships.
 Writes reports/metrics.json: flat test-set metrics
   classification: accuracy, balanced_accuracy, precision_macro, recall_macro, f1_macro,
@@ -21,7 +21,7 @@ from sklearn import metrics as skm
 from common import fail, read_parquet, replace_dir, write_csv, write_json
 from features import load_bundle
 
-MODELS = "models"
+MODELS = "data/model"  # the bundle train.py wrote (package.py ships the same files in models/)
 TRAIN = "data/split/train.parquet"
 TEST = "data/split/test.parquet"
 METRICS = "reports/metrics.json"

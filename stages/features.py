@@ -11,10 +11,11 @@ Featurizer turns raw rows (the columns of schema.yaml) into a table of float32 f
 Everything learned from data (quantiles, fill values, categories) is fitted on the TRAINING rows
 only, saved as plain JSON, and applied unchanged to test rows and to new rows at prediction time.
 
-The bundle (the `models/` directory) holds meta.json, featurizer.json, the model file, schema.yaml
-(the data contract it was trained under: predict and serve check rows against it) and a copy of
-this file, so it is self-contained: `load_bundle("models").predict(raw_rows)` gives predictions
-for raw rows, exactly as evaluate computed them (no train/serve skew).
+The bundle holds meta.json, featurizer.json, the model file, schema.yaml (the data contract it was
+trained under) and copies of this file and contract.py (the contract's rules: predict and serve check
+rows with them), so it is self-contained: `load_bundle(DIR).predict(raw_rows)` gives predictions for
+raw rows, exactly as evaluate computed them (no train/serve skew). train.py writes it to data/model/;
+package.py adds the test metrics, params and lineage and writes the bundle that ships, models/.
 Model files: XGBoost's own JSON format (no code in it); scikit-learn models are pickled with joblib,
 so their sha256 is recorded in meta.json and checked before anything is unpickled.
 
@@ -35,6 +36,7 @@ FORMAT_VERSION = 1
 DATETIME_PARTS = ("year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour", "minute")
 IMPUTE = ("median", "mean", "zero", "none")
 SCHEMA_FILE = "schema.yaml"
+CODE_FILES = ("features.py", "contract.py")  # copied into the bundle: both import no other stage file
 MODEL_KINDS = ("xgboost", "random_forest", "logistic", "linear")
 OTHER, MISSING = "__other__", "__missing__"
 _BOOL_WORDS = {"true": 1.0, "false": 0.0, "t": 1.0, "f": 0.0, "yes": 1.0, "no": 0.0,
@@ -271,11 +273,12 @@ def sha256(path):
     return h.hexdigest()
 
 
-def save_bundle(folder, featurizer, model, kind, task, target, classes=None):
+def save_bundle(folder, featurizer, model, kind, task, target, classes=None, params=None):
     """Write the bundle files into `folder` (train.py passes a temporary directory and renames it).
 
     kind: "xgboost" (an xgboost Booster, or an XGBClassifier / XGBRegressor) or a scikit-learn model
     ("random_forest", "logistic", "linear"). classes: the original labels, in the order of the encoded 0..k-1.
+    params: the train params the model was fitted with (for the record; the featurizer keeps its own).
     """
     versions = {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__}
     if kind == "xgboost":
@@ -293,7 +296,9 @@ def save_bundle(folder, featurizer, model, kind, task, target, classes=None):
         versions["scikit-learn"] = sklearn.__version__
     with open(os.path.join(folder, "featurizer.json"), "w", encoding="utf-8") as f:
         json.dump(featurizer.to_dict(), f, indent=2, sort_keys=True)
-    shutil.copyfile(os.path.abspath(__file__), os.path.join(folder, "features.py"))
+    here = os.path.dirname(os.path.abspath(__file__))
+    for code in CODE_FILES:  # the code that featurizes and checks rows travels with the model
+        shutil.copyfile(os.path.join(here, code), os.path.join(folder, code))
     # The data contract travels with the model: predict and serve check incoming rows against it.
     shutil.copyfile(SCHEMA_FILE, os.path.join(folder, "schema.yaml"))
     meta = {
@@ -307,6 +312,7 @@ def save_bundle(folder, featurizer, model, kind, task, target, classes=None):
         "feature_names": featurizer.feature_names,
         "input_columns": [{"name": k, "kind": v} for k, v in featurizer.input_columns.items()],  # in order
         "versions": versions,
+        "params": {"featurize": featurizer.params, "train": params or {}},
     }
     with open(os.path.join(folder, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2, sort_keys=True)
@@ -346,27 +352,33 @@ class Bundle:
         """Raw rows -> the model's float32 features."""
         return self.featurizer.transform(raw_df)
 
-    def predict_proba(self, raw_df):
-        """Class probabilities, shape (rows, classes), columns in the order of self.classes."""
+    def score_features(self, X):
+        """(predictions, probabilities) from the model's features X (transform's output, or the same numbers
+        as a float32 array). Probabilities: shape (rows, classes) in the order of self.classes, None for a
+        regression. Every way of scoring goes through here, so they all give the same numbers."""
+        if self.kind != "xgboost" and not isinstance(X, pd.DataFrame):
+            X = pd.DataFrame(X, columns=self.feature_names, copy=False)  # fitted with names: keep them
         if self.task != "classification":
-            raise ValueError("predict_proba is for classification models; this one is a regression")
-        X = self.transform(raw_df)
+            values = self.model.inplace_predict(X) if self.kind == "xgboost" else self.model.predict(X)
+            return values.astype(np.float64), None
         if self.kind == "xgboost":
             p = self.model.inplace_predict(X).astype(np.float64)
             p = np.column_stack([1 - p, p]) if p.ndim == 1 else p  # binary: P(classes[1]) only
         else:
             p = self.model.predict_proba(X).astype(np.float64)
-        return p / p.sum(axis=1, keepdims=True)  # rows sum to 1 in float64, not just in float32
+        p = p / p.sum(axis=1, keepdims=True)  # rows sum to 1 in float64, not just in float32
+        # argmax of the probabilities: the same numbers as the probabilities, for every model kind
+        return np.asarray(self.classes)[p.argmax(axis=1)], p
+
+    def predict_proba(self, raw_df):
+        """Class probabilities, shape (rows, classes), columns in the order of self.classes."""
+        if self.task != "classification":
+            raise ValueError("predict_proba is for classification models; this one is a regression")
+        return self.score_features(self.transform(raw_df))[1]
 
     def predict(self, raw_df):
         """Predicted labels (classification: the original labels) or numbers (regression)."""
-        if self.task == "classification":
-            # argmax of the probabilities: the same numbers as predict_proba, for every model kind
-            return np.asarray(self.classes)[self.predict_proba(raw_df).argmax(axis=1)]
-        X = self.transform(raw_df)
-        if self.kind == "xgboost":
-            return self.model.inplace_predict(X).astype(np.float64)
-        return self.model.predict(X).astype(np.float64)
+        return self.score_features(self.transform(raw_df))[0]
 
     def feature_importance(self):
         """{feature: importance}: xgboost total gain, random forest impurity decrease, linear |coef|
@@ -390,11 +402,15 @@ def load_bundle(path="models"):
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path}/meta.json has format {meta.get('format_version')}, newer than this "
                          f"code understands ({FORMAT_VERSION}); update stages/features.py")
-    with open(os.path.join(path, "featurizer.json"), encoding="utf-8") as f:
-        featurizer = Featurizer.from_dict(json.load(f))
     if meta["model"] not in MODEL_KINDS or os.path.basename(meta["model_file"]) != meta["model_file"]:
         raise ValueError(f"{path}/meta.json names model {meta['model']!r} in file {meta['model_file']!r}; "
                          f"expected one of {', '.join(MODEL_KINDS)} in a file inside {path}")
+    for name, digest in (meta.get("files") or {}).items():  # package.py lists every file of the bundle
+        if os.path.basename(name) != name or sha256(os.path.join(path, name)) != digest:
+            raise ValueError(f"{path}/{name} does not match the sha256 recorded in {path}/meta.json: the file "
+                             "changed after training; refusing to load the bundle. Rebuild it with `mlp repro`.")
+    with open(os.path.join(path, "featurizer.json"), encoding="utf-8") as f:
+        featurizer = Featurizer.from_dict(json.load(f))
     model_path = os.path.join(path, meta["model_file"])
     if sha256(model_path) != meta["sha256"]:
         raise ValueError(f"{model_path} does not match the sha256 recorded in {path}/meta.json: the file "

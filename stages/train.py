@@ -1,4 +1,4 @@
-"""Train: fit the model on the training features and write the model bundle to models/.
+"""Train: fit the model on the training features and write the model bundle to data/model/.
 
 Params (train.*): model (xgboost | random_forest | logistic | linear), seed, and the knobs of each
 model (see params.yaml for which applies to which). Classification labels are encoded as 0..k-1
@@ -17,7 +17,7 @@ from features import Featurizer, save_bundle
 
 IN = "data/features/train.parquet"
 FEATURIZER = "data/features/featurizer.json"
-OUT = "models"
+OUT = "data/model"  # the fitted bundle; package.py adds metrics and lineage and writes models/
 MODELS = {"classification": ("xgboost", "random_forest", "logistic"),
           "regression": ("xgboost", "random_forest", "linear")}
 
@@ -118,7 +118,7 @@ def main():
         model.fit(X, y)
 
     with replace_dir(OUT) as tmp:
-        save_bundle(tmp, featurizer, model, kind, task, target, classes)
+        save_bundle(tmp, featurizer, model, kind, task, target, classes, params)
     print(f"train: {kind} {task} on {len(X)} rows, {X.shape[1]} features -> {OUT}/")
 
 

@@ -1,11 +1,8 @@
 """Validate: check the ingested data against the data contract in schema.yaml.
 
-Rules, per column: missing_column, extra_column, type (values that are not of the declared kind),
-nullable (missing values where nullable: false), categories (values outside the listed ones),
-min and max (numbers out of range). Columns with role: excluded never reach the model: they must be
-there, but their values are not checked for type, categories or range. Text in a datetime column is
-converted (with the column's `format:` if schema.yaml gives one); a value that does not parse breaks
-rule type. Keys such as `observed:` and `reason:` are notes for people and are ignored here.
+Rules: missing_column and extra_column here; per column, type, nullable, categories, min and max in
+contract.py (the same code checks rows at `mlp predict` and `mlp serve` time: it travels in the model
+bundle). Keys such as `observed:` and `reason:` are notes for people and are ignored.
 
 Param validate.policy says what happens when rules are broken:
 - fail: print one line per broken rule to stderr and exit 1; the data is not passed on.
@@ -22,76 +19,14 @@ import json
 import sys
 
 import numpy as np
-import pandas as pd
 
 from common import copy_file, fail, load_params, load_schema, read_table, write_json, write_parquet
+from contract import check_rows, plain
 
 IN = "data/interim/ingested.parquet"
 OUT = "data/interim/validated.parquet"
 REPORT = "reports/validation.json"
 N_EXAMPLES = 5
-BOOL_WORDS = {"true": True, "false": False, "t": True, "f": False, "yes": True, "no": False,
-              "y": True, "n": False, "1": True, "0": False}
-
-
-def _plain(value):
-    """A value as something JSON can hold."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    return value if isinstance(value, (bool, int, float, str)) else str(value)
-
-
-def check_column(s, spec):
-    """Check one column. Returns ([(rule, detail, failing-rows mask)], converted column or None)."""
-    kind = spec.get("kind", "numeric")
-    nulls = s.isna().to_numpy()
-    found = []
-    converted = None
-    if spec.get("nullable", True) is False and nulls.any():
-        found.append(("nullable", "no missing values allowed", nulls))
-    if spec.get("role") == "excluded":  # never given to the model: only its presence matters
-        kind = None
-
-    if kind in ("numeric", "integer"):
-        x = s
-        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
-            x = converted = pd.to_numeric(s.astype("string"), errors="coerce").astype("float64")
-        values = x.to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = np.isnan(values) & ~nulls  # was there, but is not a number
-        if kind == "integer" and not pd.api.types.is_integer_dtype(x):
-            bad |= np.isfinite(values) & (values != np.round(values))
-        found.append(("type", f"expected {kind}", bad))
-        with np.errstate(invalid="ignore"):
-            if spec.get("min") is not None:
-                found.append(("min", f"values below {spec['min']}", values < spec["min"]))
-            if spec.get("max") is not None:
-                found.append(("max", f"values above {spec['max']}", values > spec["max"]))
-    elif kind == "boolean" and not pd.api.types.is_bool_dtype(s):
-        if pd.api.types.is_numeric_dtype(s):  # 1/0, read as 1.0/0.0 when the column has missing values
-            x = s.map({1: True, 0: False})
-        else:
-            x = s.astype("string").str.strip().str.lower().map(BOOL_WORDS)
-        found.append(("type", "expected boolean", (x.isna().to_numpy() & ~nulls)))
-        converted = x.astype("boolean")
-    elif kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(s):
-        # Without a format pandas takes it from the first value; a value in another format breaks the rule
-        # (and schema.yaml can give the column a `format:`, e.g. "%d/%m/%Y").
-        fmt = spec.get("format")
-        try:
-            converted = pd.to_datetime(s, errors="coerce", format=fmt)
-        except ValueError:  # offsets that differ between values (+01:00, +02:00): one timeline, in UTC
-            converted = pd.to_datetime(s, errors="coerce", format=fmt, utc=True)
-        found.append(("type", f"expected datetime{f' ({fmt})' if fmt else ''}",
-                      converted.isna().to_numpy() & ~nulls))
-    elif kind == "categorical" and spec.get("categories"):
-        allowed = spec["categories"]
-        ok = s.isin(allowed).to_numpy()
-        if not ok[~nulls].all():  # 1 and "1" are the same category
-            ok = ok | s.astype("string").isin([str(c) for c in allowed]).to_numpy(dtype=bool, na_value=False)
-        found.append(("categories", f"allowed: {', '.join(map(str, allowed))}", ~ok & ~nulls))
-    return [(rule, detail, mask) for rule, detail, mask in found if mask.any()], converted
 
 
 def ingest_report(table):
@@ -127,19 +62,16 @@ def main():
         violations.append({"column": name, "rule": "extra_column", "count": n,
                            "detail": "in the data, not in schema.yaml", "examples": []})
 
-    for name, spec in columns.items():
-        if name not in df.columns:
-            continue
-        found, converted = check_column(df[name], spec or {})
-        for rule, detail, mask in found:
-            rows = np.flatnonzero(mask)
-            examples = [{"row": int(i), "value": _plain(df[name].iat[i])} for i in rows[:N_EXAMPLES]]
-            violations.append({"column": name, "rule": rule, "count": int(len(rows)),
-                               "detail": detail, "examples": examples})
-            drop_rows |= mask
-        if converted is not None:
-            df[name] = converted
-            changed = True
+    problems, converted = check_rows(df, columns)
+    for p in problems:
+        rows = np.flatnonzero(p["mask"])
+        examples = [{"row": int(i), "value": plain(df[p["column"]].iat[i])} for i in rows[:N_EXAMPLES]]
+        violations.append({"column": p["column"], "rule": p["rule"], "count": int(len(rows)),
+                           "detail": p["detail"], "examples": examples})
+        drop_rows |= p["mask"]
+    for name, column in converted.items():
+        df[name] = column
+        changed = True
 
     report = {"policy": policy, "rows_in": n, "passed": not violations, "violations": violations,
               "ingest": ingest}
