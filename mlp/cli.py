@@ -21,6 +21,8 @@ DEBUG_FLAG = "--debug"
 
 FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "md", "json", "csv"]), default="table",
                              show_default=True, help="Output format.")
+MODEL_OPTION = click.option("--model", "model", type=click.Path(path_type=Path), default=None, metavar="DIR",
+                            help="A model bundle folder (default: models/ of the project you are in).")
 
 
 def _echo_err(text: str) -> None:
