@@ -1,4 +1,4 @@
 """`python -m mlp`: the same as the `mlp` command (the container recipe runs the server this way)."""
 from .cli import main
 
-main()
+raise SystemExit(main())

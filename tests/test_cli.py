@@ -80,10 +80,10 @@ def test_status_in_every_format(project: Path) -> None:
     assert table[0] == ["stage", "state", "why"]
     assert dict((r[0], r[1]) for r in table[1:]) == {
         "ingest": "ok", "validate": "ok", "prepare": "ok", "split": "ok", "featurize": "ok", "train": "stale",
-        "evaluate": "stale"}
+        "evaluate": "stale", "package": "stale"}
     md = mlp(project, "status", "--format", "md", check=True).out
     assert md.splitlines()[0].startswith("| stage") and "train.max_depth 6 → 4" in md
-    assert "2 of 7 stages out of date" in mlp(project, "status", check=True).out
+    assert "3 of 8 stages out of date" in mlp(project, "status", check=True).out
     assert json.loads(mlp(project, "status", "--json", check=True).out) == as_json  # the old flag still works
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import BIN, dvc, git, mlp, snapshot
 
-STAGES = ["ingest", "validate", "prepare", "split", "featurize", "train", "evaluate"]
+STAGES = ["ingest", "validate", "prepare", "split", "featurize", "train", "evaluate", "package"]
 
 
 def outcomes(out: str) -> dict[str, str]:
@@ -52,7 +52,7 @@ def test_a_train_param_reruns_train_and_evaluate_only_and_says_why(project: Path
     before = (project / "params.yaml").read_text()
     result = mlp(project, "repro", "-S", "train.max_depth=3", check=True)
     ran = outcomes(result.out)
-    assert ran == {**dict.fromkeys(STAGES[:5], "skipped"), "train": "ran", "evaluate": "ran"}
+    assert ran == {**dict.fromkeys(STAGES[:5], "skipped"), "train": "ran", "evaluate": "ran", "package": "ran"}
     train_line = next(line for line in result.out.splitlines() if line.split()[:2] == ["ran", "train"])
     assert "param train.max_depth 6 → 3" in train_line
     # Only the value changed: comments and order are kept.
@@ -65,13 +65,13 @@ def test_status_names_the_changed_param_and_the_stages_after_it(project: Path) -
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("max_depth: 6", "max_depth: 2"))
     statuses = {s["name"]: s for s in json.loads(mlp(project, "status", "--json", check=True).out)}
-    assert [n for n, s in statuses.items() if s["changes"]] == ["train", "evaluate"]
+    assert [n for n, s in statuses.items() if s["changes"]] == ["train", "evaluate", "package"]
     assert statuses["train"]["changes"][0] == {
         "kind": "param", "target": "train.max_depth", "state": "modified", "old": 6, "new": 2,
     }
     assert statuses["evaluate"]["changes"][0]["kind"] == "upstream"
     text = mlp(project, "status", check=True).out
-    assert "param train.max_depth 6 → 2" in text and "2 of 7 stages out of date" in text
+    assert "param train.max_depth 6 → 2" in text and "3 of 8 stages out of date" in text
     dry = mlp(project, "repro", "--dry", check=True).out
     assert "would run train" in " ".join(dry.split()) and "skip ingest" in " ".join(dry.split())
     assert "max_depth: 2" in params.read_text()  # a dry run changes nothing
@@ -102,7 +102,7 @@ def test_edited_stage_script_reruns_it_and_what_follows(project: Path) -> None:
     script.write_text(code.replace(edit, edit.replace("params)", '{**params, "max_categories": 2})')))
     result = mlp(project, "repro", check=True)
     ran = outcomes(result.out)
-    assert [s for s in STAGES if ran[s] != "skipped"] == ["featurize", "train", "evaluate"]
+    assert [s for s in STAGES if ran[s] != "skipped"] == ["featurize", "train", "evaluate", "package"]
     assert "stages/featurize.py modified" in result.out
 
 
@@ -145,7 +145,7 @@ def test_sigkill_during_train_then_rerun_matches_an_uninterrupted_run(project: P
     assert proc.poll() is None, "train finished before it could be killed; the test needs a slower train"
     os.killpg(proc.pid, signal.SIGKILL)  # the whole process group, as a cancelled CI job or OOM kill would
     proc.wait()
-    assert not list((project / "models").glob("*")) or (project / "models/meta.json").exists()
+    assert not list((project / "data/model").glob("*")) or (project / "data/model/meta.json").exists()
     result = mlp(project, "repro", check=True)
     assert outcomes(result.out)["train"] in ("ran", "restored")
     assert lock_hashes(project) == expected

@@ -26,7 +26,7 @@ from mlp.samples import write_sample
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-STAGES = ["ingest", "validate", "prepare", "split", "featurize", "train", "evaluate"]
+STAGES = ["ingest", "validate", "prepare", "split", "featurize", "train", "evaluate", "package"]
 CLASSIFICATION_KEYS = {"accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
                        "roc_auc", "log_loss"}
 REGRESSION_KEYS = {"rmse", "mae", "r2", "mape"}
@@ -184,7 +184,7 @@ def test_each_stage_writes_outputs_of_the_right_shape(churn: Path) -> None:
 
     meta = read_json(churn / "models/meta.json")
     assert sorted(p.name for p in (churn / "models").iterdir()) == [
-        "features.py", "featurizer.json", "meta.json", "model.json", "schema.yaml"]
+        "contract.py", "features.py", "featurizer.json", "meta.json", "model.json", "schema.yaml"]
     assert meta["task"] == "classification" and meta["target"] == "churned" and meta["classes"] == [0, 1]
     assert meta["model"] == "xgboost" and meta["feature_names"] == featurizer["feature_names"]
     assert meta["input_columns"][0] == {"name": "signup_date", "kind": "datetime"}  # schema order
@@ -497,6 +497,7 @@ def test_train_and_evaluate_are_deterministic(churn: Path, tmp_path: Path) -> No
     before = {f: md5(root / f) for f in files}
     stage(root, "train")
     stage(root, "evaluate")
+    stage(root, "package")
     assert {f: md5(root / f) for f in files} == before
 
 
