@@ -296,6 +296,32 @@ def ci_init(provider: str, requirement: str | None, force: bool) -> None:
     click.echo(f"Wrote {', '.join(result.written)}. Commit it: git add {' '.join(result.written)} && git commit")
 
 
+@cli.group(name="deploy")
+def deploy_group() -> None:
+    """Ship the model: recipes that package the bundle with `mlp serve`."""
+
+
+@deploy_group.command(name="docker")
+@MODEL_OPTION
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="The folder for the build context (default: deploy/docker).")
+@click.option("--force", is_flag=True, help="Replace a recipe already in that folder.")
+def deploy_docker(model: Path | None, output: Path | None, force: bool) -> None:
+    """Write a Dockerfile (slim Python, runtime dependencies only, non-root, HEALTHCHECK on /ready), its
+    requirements.txt and .dockerignore, with copies of the bundle and of mlp, ready for `docker build`.
+
+    \b
+    Examples:
+      mlp deploy docker
+      mlp deploy docker --model models --output build/image && docker build -t churn build/image
+    """
+    from .deploy import write_docker
+
+    recipe = write_docker(model, output, force=force)
+    _echo_err(f"Wrote {recipe.output}/ ({', '.join(recipe.files)}) for model {recipe.model_version}.")
+    click.echo(f"docker build -t mlp-model {recipe.output} && docker run --rm -p 8000:8000 mlp-model")
+
+
 @cli.command()
 @click.argument("name")
 @click.option("--rows", type=int, default=None, help="Rows to write (default: the sample's own size).")
