@@ -24,6 +24,7 @@ OTHER = {
     "dag": "prints a graph (text or --mermaid)",
     "sample": "writes a file",
     "ci init": "writes a file",
+    "deploy docker": "writes a build context",
 }
 
 
