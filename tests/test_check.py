@@ -97,7 +97,7 @@ def test_reproduce_passes_on_a_deterministic_pipeline_and_leaves_the_workspace_a
     assert result.code == 0, result.err
     data = json.loads(result.out)
     assert data["status"] == "passed" and data["differ"] == []
-    assert data["outputs_compared"] == 12 and data["data_from"] == "the local DVC cache"
+    assert data["outputs_compared"] == 13 and data["data_from"] == "the local DVC cache"
     assert data["commit"] == git(project, "rev-parse", "HEAD").strip()
     assert "ran       train" in result.err  # every stage really ran, none restored from the run cache
     assert "restored" not in result.err

@@ -243,6 +243,7 @@ def test_linear_regression_gets_a_scaler_and_importance(diabetes: Path, tmp_path
     set_params(root, "train", model="linear")
     stage(root, "train")
     stage(root, "evaluate")
+    stage(root, "package")
     bundle = load_module(root / "models/features.py", "bundle_linear").load_bundle(str(root / "models"))
     assert [name for name, _ in bundle.model.steps] == ["standardscaler", "ridge"]
     assert read_json(root / "reports/metrics.json")["r2"] > 0.2
