@@ -9,6 +9,10 @@ breaks rule type.
 
 This file must stay standalone (it is copied into the bundle): it imports no other stage file.
 """
+import datetime
+import re
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -93,3 +97,117 @@ def check_rows(df, columns):
         if new is not None:
             converted[name] = new
     return problems, converted
+
+
+# ---------------------------------------------------------------------------------------------
+# One record at a time (`mlp serve`): the same rules for one JSON value, without pandas. Each verdict is
+# the one check_column gives for a one-row column holding that value; the rare values outside the
+# common forms (datetimes that are not ISO 8601, any datetime with a `format:`) go through check_column.
+
+_NUMBER_TEXT = re.compile(r"[ \t\n\r\f\v]*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)[ \t\n\r\f\v]*",
+                          re.IGNORECASE | re.ASCII)
+_ISO_DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?"
+                           r"(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
+
+
+def check_value(value, spec):
+    """The rules check_column applies, for one value: [(rule, detail)] that it breaks."""
+    kind = spec.get("kind", "numeric")
+    if isinstance(value, (list, dict)):
+        return [("type", f"expected one {kind} value, not a {'list' if isinstance(value, list) else 'object'}")]
+    null = value is None or (isinstance(value, float) and value != value)
+    found = []
+    if null and spec.get("nullable", True) is False:
+        found.append(("nullable", "no missing values allowed"))
+    if null or spec.get("role") == "excluded":
+        return found
+    if kind in ("numeric", "integer"):
+        x = _number(value)
+        if x != x:
+            return found + [("type", f"expected {kind}")]
+        if kind == "integer" and not _is_int(value) and x not in (float("inf"), float("-inf")) and x != round(x):
+            found.append(("type", f"expected {kind}"))
+        if spec.get("min") is not None and x < spec["min"]:
+            found.append(("min", f"values below {spec['min']}"))
+        if spec.get("max") is not None and x > spec["max"]:
+            found.append(("max", f"values above {spec['max']}"))
+    elif kind == "boolean":
+        if _is_int(value) or isinstance(value, float):
+            ok = value in (0, 1)
+        else:
+            ok = isinstance(value, bool) or str(value).strip().lower() in BOOL_WORDS
+        if not ok:
+            found.append(("type", "expected boolean"))
+    elif kind == "datetime":
+        if spec.get("format") or not _is_iso_datetime(value):
+            with warnings.catch_warnings():  # pandas' "could not infer format", once per value otherwise
+                warnings.simplefilter("ignore")
+                found += [(rule, detail) for rule, detail, _ in check_column(pd.Series([value]), spec)[0]]
+    elif kind == "categorical" and spec.get("categories"):
+        allowed = spec["categories"]
+        if value not in allowed and _text(value) not in [str(c) for c in allowed]:  # 1 and "1": one category
+            found.append(("categories", f"allowed: {', '.join(map(str, allowed))}"))
+    return found
+
+
+def check_record(record, columns, required=(), ignore=()):
+    """Check one record (a dict of JSON values) against the contract's `columns` (name -> spec).
+
+    Returns (problems, unknown): problems is a list of (column, rule, detail); rule "missing" for a name
+    of `required` (the columns the model reads that may not be missing) that the record lacks. unknown:
+    the record's keys the contract does not know (ignored; the caller says so). `ignore`: names neither
+    checked nor unknown (the target: a client may send it along).
+    """
+    problems = [(name, "missing", "the model reads it and it may not be missing")
+                for name in required if name not in record]
+    unknown = []
+    for name, value in record.items():
+        if name in ignore:
+            continue
+        if name in columns:
+            problems += [(name, rule, detail) for rule, detail in check_value(value, columns[name] or {})]
+        else:
+            unknown.append(name)
+    return problems, unknown
+
+
+def required_columns(columns, reads):
+    """The columns of `reads` (those the model reads) that a record must have: nullable: false ones."""
+    return [name for name in reads if (columns.get(name) or {}).get("nullable", True) is False]
+
+
+def _is_int(value):
+    """An int that pandas keeps in an integer column (not a bool, within (u)int64)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**64
+
+
+def _number(value):
+    """pd.to_numeric of the value's text, as check_column reads a column that is not numeric already."""
+    if _is_int(value) or isinstance(value, float):
+        return float(value)
+    text = _text(value)
+    if not _NUMBER_TEXT.fullmatch(text):
+        return float("nan")
+    try:
+        return float(text)
+    except OverflowError:  # digits beyond float range
+        return float("-inf") if text.strip().startswith("-") else float("inf")
+
+
+def _text(value):
+    """The value as pandas' astype("string") writes it: True, 1, 1.0, 0.1."""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _is_iso_datetime(value):
+    """Whether `value` is a valid ISO 8601 date/time of the form JSON clients send (pandas parses these
+    alike); False sends anything else, invalid dates included, to check_column."""
+    m = _ISO_DATETIME.fullmatch(value) if isinstance(value, str) else None
+    if m is None or not 1678 <= int(m.group(1)) <= 2261:  # pandas 2 holds nanosecond timestamps only
+        return False
+    year, month, day, hour, minute, second, zone = m.groups()
+    try:
+        datetime.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+    except ValueError:
+        return False
+    return not zone or zone == "Z" or int(zone[1:3]) < 24

@@ -10,6 +10,8 @@ Featurizer turns raw rows (the columns of schema.yaml) into a table of float32 f
 - identifiers, excluded columns and the target are dropped.
 Everything learned from data (quantiles, fill values, categories) is fitted on the TRAINING rows
 only, saved as plain JSON, and applied unchanged to test rows and to new rows at prediction time.
+transform_records does the same for JSON records without pandas (`mlp serve`'s fast path: for one
+row, building a DataFrame costs more than the model); tests/test_records.py proves the features equal.
 
 The bundle holds meta.json, featurizer.json, the model file, schema.yaml (the data contract it was
 trained under) and copies of this file and contract.py (the contract's rules: predict and serve check
@@ -21,11 +23,14 @@ so their sha256 is recorded in meta.json and checked before anything is unpickle
 
 This file must stay standalone (it is copied into the bundle alone): it imports no other stage file.
 """
+import datetime
 import hashlib
 import json
 import os
 import platform
+import re
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -120,6 +125,7 @@ class Featurizer:
         self.steps = steps          # one dict per input column: what was learned for it
         self.params = params or {}  # the featurize params it was fitted with (for the record)
         self.feature_names = self._names()
+        self._record_steps = None  # transform_records' plan of self.steps, made on first use
 
     # -- fitting ------------------------------------------------------------------------------
 
@@ -241,6 +247,15 @@ class Featurizer:
                 j += 1
         return pd.DataFrame(out, columns=self.feature_names, copy=False)
 
+    def transform_records(self, records):
+        """Records (dicts of JSON values: numbers, strings, booleans, None) -> float32 array of features,
+        each row exactly what transform() gives for that record alone, without building a DataFrame (the
+        serving fast path: pandas costs more than the model for one row). A missing key is a missing value."""
+        if self._record_steps is None:
+            self._record_steps = _record_plan(self.steps)
+        rows = [_record_features(self._record_steps, record) for record in records]
+        return np.array(rows, dtype=np.float64).astype(np.float32).reshape(len(records), len(self.feature_names))
+
     # -- saving -------------------------------------------------------------------------------
 
     def to_dict(self):
@@ -260,6 +275,161 @@ class Featurizer:
 
 def _fill(col, value):
     col[np.isnan(col)] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# One record at a time (Featurizer.transform_records): the conversions above, for one JSON value.
+# Each gives what the pandas code gives for a one-row column holding that value; values outside the
+# common forms (e.g. dates that are not ISO 8601) go through the pandas code itself.
+
+NAN = float("nan")
+_NUMBER_TEXT = re.compile(r"[ \t\n\r\f\v]*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)[ \t\n\r\f\v]*",
+                          re.IGNORECASE | re.ASCII)
+_ISO_DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?"
+                           r"(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
+
+
+def is_number(value):
+    """A JSON number that pandas holds in a numeric column: not a bool, an int within (u)int64."""
+    if isinstance(value, float):
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**64
+
+
+def scalar_float(value):
+    """_as_float for one value."""
+    if value is None:
+        return NAN
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if is_number(value):
+        return float(value)
+    return parse_number(str(value))
+
+
+def parse_number(text):
+    """pd.to_numeric for one string: decimal numbers, inf and nan, else NaN (no 1_000, no 0x10)."""
+    if not _NUMBER_TEXT.fullmatch(text):
+        return NAN
+    try:
+        return float(text)
+    except OverflowError:  # digits beyond float range
+        return float("-inf") if text.strip().startswith("-") else float("inf")
+
+
+def scalar_bool(value):
+    """_as_bool for one value."""
+    if value is None:
+        return NAN
+    if isinstance(value, bool) or is_number(value):
+        return float(value)
+    return _BOOL_WORDS.get(str(value).strip().lower(), NAN)
+
+
+def scalar_text(value):
+    """_as_text for one value (None for missing)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        if value != value:
+            return None
+        # whole floats print as integers; pandas fails on those beyond int64: they get the same treatment
+        return str(int(value)) if abs(value) != float("inf") and value == round(value) else repr(value)
+    return str(value)
+
+
+def scalar_datetime(value):
+    """_as_datetime for one value: a naive datetime (UTC for values with an offset), or None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parsed = _iso_datetime(value)
+        if parsed is not False:
+            return parsed
+    return _pandas_datetime(value)
+
+
+def _iso_datetime(text):
+    """An ISO 8601 date/time (the form JSON clients send) parsed without pandas: a datetime, None when
+    pandas would give NaT (a 13th month, hour 24), or False: not this form, ask pandas."""
+    m = _ISO_DATETIME.fullmatch(text)
+    if m is None:
+        return False
+    year, month, day, hour, minute, second, zone = m.groups()
+    if not 1678 <= int(year) <= 2261:  # beyond pandas 2's nanosecond timestamps: let pandas decide
+        return False
+    try:
+        dt = datetime.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+        if zone and zone != "Z":
+            sign = -1 if zone[0] == "-" else 1
+            offset = datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[-2:]))
+            if offset >= datetime.timedelta(hours=24):
+                return False
+            dt -= sign * offset
+    except ValueError:
+        return None
+    except OverflowError:
+        return False
+    return dt
+
+
+def _pandas_datetime(value):
+    """A pandas Timestamp (it has the attributes of a datetime, and years a datetime cannot hold) or None."""
+    with warnings.catch_warnings():  # "could not infer format": said once per value, it would flood a server's log
+        warnings.simplefilter("ignore")
+        dt = _as_datetime(pd.Series([value])).iat[0]
+    return None if pd.isna(dt) else dt
+
+
+def _day_of_year(dt):
+    return dt.dayofyear if isinstance(dt, pd.Timestamp) else dt.timetuple().tm_yday
+
+
+_PARTS = {
+    "year": lambda dt: dt.year, "quarter": lambda dt: (dt.month - 1) // 3 + 1, "month": lambda dt: dt.month,
+    "day": lambda dt: dt.day, "dayofweek": lambda dt: dt.weekday(), "dayofyear": _day_of_year,
+    "hour": lambda dt: dt.hour, "minute": lambda dt: dt.minute,
+}
+
+
+def _record_plan(steps):
+    """self.steps as tuples the per-record loop reads quickly."""
+    plan = []
+    for step in steps:
+        if "parts" in step:
+            plan.append(("datetime", step["column"], [(_PARTS[p["part"]], p["fill"]) for p in step["parts"]]))
+        elif "categories" in step:
+            plan.append(("categorical", step["column"], {c: i for i, c in enumerate(step["categories"])}))
+        else:
+            convert = scalar_bool if step["kind"] == "boolean" else scalar_float
+            plan.append(("number", step["column"], (convert, step.get("clip"), step["fill"])))
+    return plan
+
+
+def _record_features(plan, record):
+    """One record's features in float64 (the caller casts to float32, as transform's output array does)."""
+    row = []
+    for how, column, info in plan:
+        value = record.get(column)
+        if how == "number":
+            convert, clip, fill = info
+            x = convert(value)
+            if x != x:
+                x = NAN if fill is None else fill
+            elif clip:
+                x = min(max(x, clip[0]), clip[1])
+            row.append(x)
+        elif how == "categorical":
+            k = len(info)
+            onehot = [0.0] * (k + 2)
+            text = scalar_text(value)
+            onehot[k + 1 if text is None else info.get(text, k)] = 1.0
+            row += onehot
+        else:
+            dt = scalar_datetime(value)
+            for part, fill in info:
+                row.append((NAN if fill is None else fill) if dt is None else float(part(dt)))
+    return row
 
 
 # ---------------------------------------------------------------------------------------------
