@@ -6,9 +6,11 @@ anything else is a bug, reported in one line unless `--debug` asks for the trace
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +85,9 @@ def init(path: Path, data: Path | None, target: str | None, task: str | None, ta
       mlp init churn-demo --remote /mnt/shared/churn-dvc-storage
     """
     from . import render
-    from .scaffold import init as scaffold
+    from .scaffold import init
 
-    result = scaffold(path, sample=sample, rows=rows, force=force, data=data, target=target, task=task,
+    result = init(path, sample=sample, rows=rows, force=force, data=data, target=target, task=task,
                       table=table, query=query, remote=remote, ci=ci, requirement=requirement)
     for note in result.notes:
         _echo_err(f"Note: {note}")
@@ -115,14 +117,14 @@ def repro(stages: tuple[str, ...], force: bool, dry: bool, overrides: tuple[str,
     """
     from . import render
     from .project import find_project
-    from .repro import repro as run
+    from .repro import repro
 
     def started(name: str, changes: list) -> None:
         if sys.stderr.isatty() and not verbose:
             _echo_err(f"running   {name} ...")
 
-    result = run(find_project(), list(stages) or None, force=force, dry=dry, overrides=list(overrides),
-                 capture=not verbose, on_start=started, on_done=lambda r: click.echo(render.stage_run(r)))
+    result = repro(find_project(), list(stages) or None, force=force, dry=dry, overrides=list(overrides),
+                   capture=not verbose, on_start=started, on_done=lambda r: click.echo(render.stage_run(r)))
     if result.dry:
         click.echo(render.dry_run(result.planned))
     else:
@@ -144,9 +146,9 @@ def status(fmt: str, as_json: bool) -> None:
     """
     from . import render
     from .project import find_project
-    from .repro import status as pipeline_status
+    from .repro import status
 
-    click.echo(render.status_report(pipeline_status(find_project()), "json" if as_json else fmt))
+    click.echo(render.status_report(status(find_project()), "json" if as_json else fmt))
 
 
 @cli.command()
@@ -166,10 +168,10 @@ def dag(mermaid: bool) -> None:
 
 
 @cli.command()
-@click.option("--reproduce", is_flag=True,
+@click.option("--reproduce", "rebuild", is_flag=True,
               help="Rebuild the commit from scratch in a temporary clone and compare every output's hash.")
 @FORMAT_OPTION
-def check(reproduce: bool, fmt: str) -> None:
+def check(rebuild: bool, fmt: str) -> None:
     """CI: exit 0 when dvc.lock matches the workspace and is committed; exit 1 naming each stale stage and why.
 
     With --reproduce, HEAD is rebuilt from scratch in a temporary clone (data from the local DVC cache or the
@@ -181,16 +183,15 @@ def check(reproduce: bool, fmt: str) -> None:
       mlp check --reproduce --format md
     """
     from . import render
-    from .check import check as run_check
-    from .check import reproduce as run_reproduce
+    from .check import check, reproduce
     from .project import find_project
 
     project = find_project()
-    if reproduce:
-        result = run_reproduce(project, on_done=lambda r: _echo_err(render.stage_run(r)))
+    if rebuild:
+        result = reproduce(project, on_done=lambda r: _echo_err(render.stage_run(r)))
         click.echo(render.reproduce_report(result, fmt))
     else:
-        result = run_check(project)
+        result = check(project)
         click.echo(render.check_report(result, fmt))
     _verdict(result)
 
@@ -212,10 +213,10 @@ def compare(revs: tuple[str, ...], with_params: bool, show_all: bool, fmt: str) 
       mlp compare main~3 main HEAD --format md
     """
     from . import render
-    from .compare import compare as run
+    from .compare import compare
     from .project import find_project
 
-    click.echo(render.comparison(run(find_project(), list(revs), params=with_params, show_all=show_all), fmt))
+    click.echo(render.comparison(compare(find_project(), list(revs), params=with_params, show_all=show_all), fmt))
 
 
 @cli.command()
@@ -231,10 +232,10 @@ def log(rev_range: str | None, count: int | None, fmt: str) -> None:
       mlp log main..HEAD --format csv
     """
     from . import render
-    from .compare import log as run
+    from .compare import log
     from .project import find_project
 
-    click.echo(render.metric_log(run(find_project(), count, rev_range), fmt))
+    click.echo(render.metric_log(log(find_project(), count, rev_range), fmt))
 
 
 @cli.command()
@@ -285,15 +286,60 @@ def ci_init(provider: str, requirement: str | None, force: bool) -> None:
       mlp ci init --provider gitlab
       mlp ci init --requirement "mlp-pipeline @ git+https://github.com/you/mlp.git@v0.1.0"
     """
-    from .ci import ci_init as write
+    from .ci import ci_init
     from .project import find_project
 
-    result = write(find_project(), provider, force=force, requirement=requirement)
+    result = ci_init(find_project(), provider, force=force, requirement=requirement)
     for name in result.kept:
         _echo_err(f"Note: kept your {name}; CI installs what it lists, so it must name mlp-pipeline.")
     for note in result.notes:
         _echo_err(f"Note: {note}")
     click.echo(f"Wrote {', '.join(result.written)}. Commit it: git add {' '.join(result.written)} && git commit")
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@MODEL_OPTION
+@click.option("--chunk-rows", type=int, default=100_000, show_default=True, metavar="N",
+              help="Rows read, checked and scored at a time (memory grows with it, not with the file).")
+@click.option("--on-invalid", type=click.Choice(["fail", "mark", "drop"]), default="fail", show_default=True,
+              help="Rows that break the contract: stop; score the rest and say why in an _invalid column; leave them out.")
+@click.option("--keep", multiple=True, metavar="COL", help="Copy this input column (an id) into the output; repeatable.")
+def predict(input_path: Path, output: Path, model: Path | None, chunk_rows: int, on_invalid: str,
+            keep: tuple[str, ...]) -> None:
+    """Score a CSV, Parquet or JSON lines file into OUTPUT (.parquet, .csv or .jsonl), in chunks: the
+    prediction, one probability_<class> column per class, rows checked against the model's contract.
+
+    \b
+    Examples:
+      mlp predict data/new/customers.csv scores.parquet --keep customer_id
+      mlp predict new.parquet scores.csv --model /srv/models/churn --on-invalid mark
+    """
+    from .predict import predict_file
+
+    with _progress_line("scoring") as progress:
+        result = predict_file(input_path, output, model=model, chunk_rows=chunk_rows, on_invalid=on_invalid, keep=keep,
+                       progress=progress)
+    _echo_err(result.summary)
+
+
+@contextlib.contextmanager
+def _progress_line(label: str) -> Iterator[Callable[[int, float], None] | None]:
+    """On a terminal, a callback drawing `label [#####-----] 42% 1,234 rows` on one line, redrawn in place and
+    erased at the end; elsewhere (a pipe, a log file, CI) None: nothing is drawn."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+
+    def show(rows: int, share: float) -> None:
+        filled = int(share * 30)
+        click.echo(f"\r{label} [{'#' * filled}{'-' * (30 - filled)}] {share:4.0%} {rows:,} rows", err=True, nl=False)
+
+    try:
+        yield show
+    finally:
+        click.echo("\r\033[K", err=True, nl=False)
 
 
 @cli.group(name="deploy")
@@ -340,6 +386,39 @@ def sample(name: str, rows: int | None, seed: int, output: Path) -> None:
 
     info = write_sample(name, output, rows=rows, seed=seed)
     _echo_err(f"Wrote {output} ({info.name}: {info.task}, target '{info.target}').")
+
+
+@cli.command()
+@MODEL_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port to listen on (0: any free port).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Server processes (each loads the model).")
+@click.option("--log", "log_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Append one JSON line per scored row to FILE (the request log `mlp monitor` reads).")
+@click.option("--max-body-bytes", type=int, default=1 << 20, show_default=True,
+              help="Larger request bodies get 413.")
+@click.option("--max-records", type=int, default=10_000, show_default=True,
+              help="Requests with more records get 413.")
+def serve(model: Path | None, host: str, port: int, workers: int, log_file: Path | None, max_body_bytes: int,
+          max_records: int) -> None:
+    """Serve the model over HTTP: POST /predict, MLflow's POST /invocations, /health, /ready, /metadata, /metrics
+    and OpenAPI docs at /docs. SIGTERM or Ctrl-C: finish in-flight requests, flush the log, exit 0.
+
+    \b
+    Examples:
+      mlp serve
+      mlp serve --model /srv/churn-model --host 0.0.0.0 --port 8080 --workers 2 --log requests.jsonl
+      curl -s localhost:8000/invocations -H 'Content-Type: text/csv' --data-binary @new_customers.csv
+    """
+    from .serve import ServeOptions, run_server
+
+    def ready(started: Any) -> None:
+        workers_note = f", {started.workers} workers" if started.workers > 1 else ""
+        _echo_err(f"Serving model {started.model_version} on {started.url}{workers_note} (docs: {started.url}/docs); "
+                  "Ctrl-C or SIGTERM stops it.")
+
+    run_server(ServeOptions(str(model) if model else None, host, port, workers, str(log_file) if log_file else None,
+                            max_body_bytes, max_records), on_ready=ready)
 
 
 def _failure(exc: Exception) -> tuple[str, str, int]:

@@ -1,6 +1,8 @@
 """Reading the raw data for stages/ingest.py: CSV, Parquet, JSON lines and SQLite, tidied the same way.
 
 read_source(params) returns a pyarrow Table (and writes nothing); ingest.py writes it as parquet.
+read_batches(path, params, rows) reads a CSV, Parquet or JSON lines file in chunks, tidied the same
+way: `mlp predict` scores new files with it, so a file that trained well scores the same way.
 
 Params (ingest.*):
   path         the raw data under data/raw/ (tracked with `dvc add`)
@@ -30,6 +32,8 @@ Every failure is one line on stderr, "ingest: what is wrong; how to fix it", and
 """
 import codecs
 import contextlib
+import io
+import itertools
 import json
 import os
 import pathlib
@@ -171,49 +175,73 @@ def null_values(params):
     return ["null" if v is None else str(v) for v in values or []]
 
 
+class CsvOptions:
+    """How to read a CSV file, from the ingest params: pyarrow's options and what the messages name."""
+
+    def __init__(self, path, params):
+        encoding = text_encoding(params)
+        self.delimiter = csv_delimiter(params, path)
+        self.bad_lines = params.get("bad_lines") or "skip"
+        if self.bad_lines not in ("skip", "fail"):
+            fail(f"ingest.bad_lines is {self.bad_lines!r}; set it in params.yaml to skip or fail")
+        self.label = "utf-8" if encoding == "utf8" else encoding  # the codec name Python and users know
+        check_text(path, self.label)
+        self.bad = BadLines("skip" if self.bad_lines == "skip" else "error")
+        self.read = pv.ReadOptions(encoding=encoding)
+        self.parse = pv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=self.bad)
+        self.convert = pv.ConvertOptions(null_values=null_values(params), strings_can_be_null=True)
+
+
+def csv_failure(path, e, options):
+    """Stop with the message for pyarrow's error `e` while reading `path`."""
+    bad = options.bad
+    if bad.count and options.bad_lines == "fail":
+        first = (find_bad_lines(path, options.read, options.parse, bad.expected, 1) or [{"line": "?", "text": ""}])[0]
+        fail(f"line {first['line']} of {path} does not have the {bad.expected} fields of the header: "
+             f"{first['text']!r}; fix that row, or set ingest.bad_lines: skip in params.yaml to skip such rows")
+    if "Empty CSV file" in str(e):
+        fail(f"{path} is empty (no header line); put the data in it or set ingest.path in params.yaml")
+    if "invalid UTF8" in str(e):  # read_batches reads every column as text: such bytes fail here
+        fail(f"{path} is not a text CSV file in {options.label}: it holds bytes that are not {options.label} text; "
+             "if it is Latin-1 text set ingest.encoding: latin-1 in params.yaml")
+    fail(f"cannot read {path} as CSV: {e}; check ingest.delimiter and ingest.encoding in params.yaml")
+
+
+def check_header(path, names, options):
+    """One column whose name holds another delimiter: the file is separated by that one."""
+    if len(names) == 1:
+        for other in (",", ";", "\t", "|"):
+            if other != options.delimiter and other in names[0]:
+                fail(f"{path} reads as one column named {names[0]!r}: it looks separated by {other!r}, "
+                     f"not {options.delimiter!r}; set ingest.delimiter: {other!r} in params.yaml")
+
+
+def check_rows_read(path, n_rows, options):
+    if n_rows == 0 and options.bad.count:
+        fail(f"none of the {options.bad.count} data rows of {path} has the {options.bad.expected} fields of its "
+             f"header; check ingest.delimiter ({options.delimiter!r}) in params.yaml")
+    if n_rows == 0:
+        fail(f"{path} has a header but no data rows")
+
+
 def read_csv(path, params):
     """A CSV file as a Table, and {count, examples} of the rows skipped for a wrong number of fields."""
-    encoding = text_encoding(params)
-    delimiter = csv_delimiter(params, path)
-    bad_lines = params.get("bad_lines") or "skip"
-    if bad_lines not in ("skip", "fail"):
-        fail(f"ingest.bad_lines is {bad_lines!r}; set it in params.yaml to skip or fail")
-    label = "utf-8" if encoding == "utf8" else encoding  # the codec name Python and users know
-    check_text(path, label)
-
-    bad = BadLines("skip" if bad_lines == "skip" else "error")
-    read = pv.ReadOptions(encoding=encoding)
-    parse = pv.ParseOptions(delimiter=delimiter, invalid_row_handler=bad)
-    convert = pv.ConvertOptions(null_values=null_values(params), strings_can_be_null=True)
+    options = CsvOptions(path, params)
     try:
-        table = pv.read_csv(path, read, parse, convert)
+        table = pv.read_csv(path, options.read, options.parse, options.convert)
     except (pa.ArrowInvalid, UnicodeError) as e:
-        if bad.count and bad_lines == "fail":
-            first = (find_bad_lines(path, read, parse, bad.expected, 1) or [{"line": "?", "text": ""}])[0]
-            fail(f"line {first['line']} of {path} does not have the {bad.expected} fields of the header: "
-                 f"{first['text']!r}; fix that row, or set ingest.bad_lines: skip in params.yaml to skip such rows")
-        if "Empty CSV file" in str(e):
-            fail(f"{path} is empty (no header line); put the data in it or set ingest.path in params.yaml")
-        fail(f"cannot read {path} as CSV: {e}; check ingest.delimiter and ingest.encoding in params.yaml")
+        csv_failure(path, e, options)
 
     # Bytes that are not valid text come back as a binary column instead of an error.
     for name, type_ in zip(table.column_names, table.schema.types):
         if pa.types.is_binary(type_) or pa.types.is_large_binary(type_):
-            fail(f"{path} is not a text CSV file in {label}: column {name!r} holds bytes that are not "
-                 f"{label} text; if it is Latin-1 text set ingest.encoding: latin-1 in params.yaml")
-    if table.num_rows == 0 and bad.count:
-        fail(f"none of the {bad.count} data rows of {path} has the {bad.expected} fields of its header; "
-             f"check ingest.delimiter ({delimiter!r}) in params.yaml")
-    if table.num_rows == 0:
-        fail(f"{path} has a header but no data rows")
-    if table.num_columns == 1:
-        name = table.column_names[0]
-        for other in (",", ";", "\t", "|"):
-            if other != delimiter and other in name:
-                fail(f"{path} reads as one column named {name!r}: it looks separated by {other!r}, "
-                     f"not {delimiter!r}; set ingest.delimiter: {other!r} in params.yaml")
+            fail(f"{path} is not a text CSV file in {options.label}: column {name!r} holds bytes that are not "
+                 f"{options.label} text; if it is Latin-1 text set ingest.encoding: latin-1 in params.yaml")
+    check_rows_read(path, table.num_rows, options)
+    check_header(path, table.column_names, options)
 
-    examples = find_bad_lines(path, read, parse, bad.expected, N_EXAMPLES) if bad.count else []
+    bad = options.bad
+    examples = find_bad_lines(path, options.read, options.parse, bad.expected, N_EXAMPLES) if bad.count else []
     return table, {"count": bad.count, "examples": examples}
 
 
@@ -307,12 +335,13 @@ def tidy_text(column, nulls, nulls_done=False):
     """A text column: values trimmed, null values made missing, numbers if every value is one.
     nulls_done: the reader already made values equal to a null value missing (pyarrow's CSV reader
     does), so only values that trimming changed can still be null values."""
-    if pa.types.is_dictionary(column.type):  # categoricals from parquet: plain text, like every other source
-        column = pc.cast(column, column.type.value_type)
+    if pa.types.is_dictionary(column.type):  # categoricals from parquet: plain values, like every other source
+        return tidy_dictionary(column, nulls)
     text = pc.utf8_trim_whitespace(column)
     if nulls and not (nulls_done and text_bytes(text) == text_bytes(column)):
         is_null = pc.is_in(text, value_set=pa.array(nulls, text.type))
-        text = pc.if_else(is_null, pa.scalar(None, text.type), text)
+        if pc.any(is_null).as_py():
+            text = pc.if_else(is_null, pa.scalar(None, text.type), text)
     if text.null_count < len(text):
         for number in (pa.int64(), pa.float64()):  # the order in which pyarrow infers them
             try:
@@ -321,6 +350,17 @@ def tidy_text(column, nulls, nulls_done=False):
             except pa.ArrowInvalid:
                 pass
     return text
+
+
+def tidy_dictionary(column, nulls):
+    """A dictionary-encoded text column as plain values, tidied: each distinct value once, not once per row
+    (read_batches reads parquet text that way: a category column repeats a few values millions of times)."""
+    column = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+    if column.num_chunks == 0:
+        return pc.cast(column, column.type.value_type)
+    column = column.unify_dictionaries()
+    values = tidy_text(column.chunk(0).dictionary, nulls)
+    return pa.chunked_array([pc.take(values, chunk.indices) for chunk in column.chunks], values.type)
 
 
 def text_bytes(column):
@@ -373,3 +413,171 @@ def read_source(params):
             "renamed_columns": renamed, "skipped_lines": skipped}
     # Only this metadata: a parquet source's own (pandas') metadata would describe the old names.
     return table.replace_schema_metadata({"mlp.ingest": json.dumps(info, sort_keys=True)})
+
+
+# --- in chunks, for files too big to hold in memory (`mlp predict`) ------------------------------
+
+CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
+
+
+def read_batches(path, params, rows, columns=None):
+    """Read and tidy a CSV, Parquet or JSON lines file in Tables of `rows` rows (the last one shorter).
+
+    Yields (table, share of the file read so far, from 0 to 1). Each chunk is tidied like read_source
+    tidies a whole file. columns: only these (names as tidied, see column_names); the others are not
+    even converted, which is most of the work for a wide file. A requested column that the file lacks
+    is left out (JSON lines: one that no record of a chunk has is all missing in that chunk).
+
+    CSV columns are read as text and typed chunk by chunk by tidy_text, so a chunk far down the file
+    (a number column with its first text value) cannot break an inference made on the first one; JSON
+    lines chunks are typed on their own too. A column can therefore come out as int64 in one chunk and
+    float64 or text in another: callers that need one type cast it.
+    """
+    fmt = file_format(path, params)
+    stream, read_share = open_stream(path)
+    with stream:
+        if fmt == "csv":
+            chunks, nulls_done = csv_batches(path, params, stream, rows, columns), True
+        elif fmt == "parquet":
+            chunks, nulls_done = parquet_batches(path, rows, columns), False
+        else:
+            chunks, nulls_done = jsonl_batches(path, stream, rows, columns), False
+        for table, share in chunks:
+            table, _ = tidy(table, null_values(params), nulls_done)
+            yield table, read_share() if share is None else share
+
+
+def column_names(path, params):
+    """The file's column names as read_batches (and read_source) name them, without reading its rows."""
+    fmt = file_format(path, params)
+    if fmt == "csv":
+        names = csv_header(path, CsvOptions(path, params))
+    elif fmt == "parquet":
+        names = parquet_file(path).schema_arrow.names
+    else:
+        with open_stream(path)[0] as stream:
+            first, _ = next(jsonl_batches(path, stream, 1000), (pa.table({}), None))
+        names = first.column_names
+    return clean_names(names)[0]
+
+
+def file_format(path, params):
+    fmt = str(params.get("format") or "auto").lower()
+    check_file(path)
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt not in ("csv", "parquet", "jsonl"):
+        fail(f"{path} is a {fmt} file; files are read in chunks from CSV, Parquet or JSON lines only")
+    return fmt
+
+
+def wanted(names, columns):
+    """Which of the file's columns (`names`, as in the file) to read: those whose tidied name is in `columns`."""
+    if columns is None:
+        return list(range(len(names)))
+    columns = set(columns)
+    return [i for i, name in enumerate(clean_names(names)[0]) if name in columns]
+
+
+def open_stream(path):
+    """The file as a stream (decompressed when its name ends in .gz, .bz2, ...), and a function telling
+    which share of the file's bytes has been read: progress without knowing the number of rows."""
+    raw = pa.OSFile(path)
+    codec = next((c for ext, c in CODECS.items() if path.lower().endswith(ext)), None)
+    size = max(os.path.getsize(path), 1)
+    return (pa.CompressedInputStream(raw, codec) if codec else raw), lambda: min(raw.tell() / size, 1.0)
+
+
+def in_chunks(batches, rows):
+    """Record batches of any sizes regrouped into Tables of exactly `rows` rows (the last one shorter).
+    Slices share the batches' memory: nothing is copied."""
+    pending, count = [], 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(pending)
+
+
+def csv_header(path, options):
+    try:  # a first look, which also infers types that are not used
+        with pv.open_csv(path, options.read, options.parse, options.convert) as first:
+            names = first.schema.names
+    except (pa.ArrowInvalid, UnicodeError) as e:
+        csv_failure(path, e, options)
+    check_header(path, names, options)
+    return names
+
+
+def csv_batches(path, params, stream, rows, columns):
+    options = CsvOptions(path, params)
+    names = csv_header(path, options)
+    # Positional names, so that every column can be asked for as text, even repeated or empty headers.
+    fields = [f"f{i}" for i in range(len(names))]
+    keep = wanted(names, columns)
+    read = pv.ReadOptions(encoding=options.read.encoding, column_names=fields, skip_rows=1)
+    convert = pv.ConvertOptions(null_values=options.convert.null_values, strings_can_be_null=True,
+                                column_types={f: pa.string() for f in fields},
+                                include_columns=[fields[i] for i in keep])
+    n_rows = 0
+    try:
+        for table in in_chunks(pv.open_csv(stream, read, options.parse, convert), rows):
+            n_rows += table.num_rows
+            yield table.rename_columns([names[i] for i in keep]), None
+    except (pa.ArrowInvalid, UnicodeError) as e:
+        csv_failure(path, e, options)
+    check_rows_read(path, n_rows, options)
+
+
+def parquet_file(path, read_dictionary=None):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path, read_dictionary=read_dictionary)
+    except (pa.ArrowException, OSError) as e:
+        fail(f"{path} is not a readable parquet file ({e}); check the file, or set ingest.format in params.yaml")
+
+
+def parquet_batches(path, rows, columns):
+    schema = parquet_file(path).schema_arrow
+    names = schema.names
+    # Text as dictionaries, so that tidying works on each distinct value once (see tidy_dictionary).
+    file = parquet_file(path, [field.name for field in schema if is_text(field.type)])
+    total, done = max(file.metadata.num_rows, 1), 0
+    selected = [names[i] for i in wanted(names, columns)]
+    # One reader per row group: a single iter_batches over the whole file keeps memory it has used (pyarrow
+    # 26), so memory grew with the file; this way it stays at about one row group.
+    batches = (batch for group in range(file.num_row_groups)
+               for batch in file.iter_batches(batch_size=rows, row_groups=[group], columns=selected))
+    try:
+        for table in in_chunks(batches, rows):
+            done += table.num_rows
+            yield table, done / total
+    except (pa.ArrowException, OSError) as e:
+        fail(f"{path} is not a readable parquet file ({e}); check the file, or set ingest.format in params.yaml")
+
+
+def jsonl_batches(path, stream, rows, columns=None):
+    """`rows` lines at a time, each chunk parsed (and its types inferred) on its own."""
+    lines = io.BufferedReader(stream)
+    first_line = 1
+    while chunk := list(itertools.islice(lines, rows)):
+        try:
+            table = pj.read_json(io.BytesIO(b"".join(chunk)))
+        except pa.ArrowException as e:
+            if first_line == 1 and chunk[0].lstrip().startswith(b"["):
+                read_jsonl(path)  # says what a JSON array is and how to convert it
+            fail(f"{path} is not valid JSON lines (one JSON object per line) in lines {first_line} to "
+                 f"{first_line + len(chunk) - 1}: {e}")
+        first_line += len(chunk)
+        if columns is not None:  # a key no record of the chunk has: missing values
+            names = clean_names(table.column_names)[0]
+            table = pa.table({name: table.column(names.index(name)) if name in names
+                              else pa.nulls(table.num_rows) for name in columns})
+        if table.num_rows:
+            yield table, None

@@ -23,7 +23,9 @@ OTHER = {
     "repro": "prints progress per stage as it runs",
     "dag": "prints a graph (text or --mermaid)",
     "sample": "writes a file",
+    "predict": "writes a file (the scores)",
     "ci init": "writes a file",
+    "serve": "runs a server",
     "deploy docker": "writes a build context",
 }
 
