@@ -14,12 +14,18 @@
              `pyarrow.csv.read_csv` of the same file (bench/init_data.py).
 5. history   on a 300-commit history, `mlp log -n 300` against `dvc metrics show -A` and `mlp compare
              HEAD~1` against `dvc metrics diff HEAD~1`, same values checked first (bench/compare.py).
+6. serve     `mlp serve` under load: single-row requests at concurrency 16 from wrk, p50, p99 and requests/s,
+             against a hand-written FastAPI app and `mlflow models serve` on the same bundle, the sides taking
+             turns; beside them the bundle's in-process time for one row (bench/serve.py).
+7. predict   `mlp predict` on 1M and 10M rows of the churn sample: peak memory of the 10M run against the 1M
+             run, rows/s against the same bundle called on the rows already in memory (bench/predict.py).
 
 Results: a table on stdout, bench/out/results.json, and the results section of BENCHMARKS.md (full
 run only; `--quick` leaves BENCHMARKS.md alone). Everything generated goes under bench/out/.
 
     .venv/bin/python bench/run.py            # the full run
     .venv/bin/python bench/run.py --quick    # smoke run: 100k rows, fewer repeats
+    .venv/bin/python bench/run.py --only serve [--quick]    # one benchmark alone; BENCHMARKS.md left alone
 
 This file runs the benchmarks and writes the report; bench/measure.py measures the commands (wall time,
 peak memory of the process tree, other work on the machine).
@@ -45,6 +51,8 @@ import psutil
 
 import compare
 import init_data
+import predict
+import serve
 from measure import (DISTURBED_SHARE, DVC, MB, MLP, OUT, PYTHON, ROOT, Measurement, Result, alternate, disturbed,
                      measure, pick, replace_section, run)
 
@@ -77,6 +85,8 @@ PIPELINE_TARGETS = {1_000_000: 1.3, 10_000_000: 1.1}  # rows -> the largest wall
 # leaves each tree's cost as it was, so that rounds are alike; max_depth would make some rounds cheaper.
 LOOP_PARAM = "learning_rate"
 LOOP_VALUES = (0.06, 0.07, 0.08, 0.09, 0.04)
+# `--only NAME`: the benchmarks that run alone, each a module's bench(quick) -> (results, details)
+ONLY = {"history": compare.bench, "serve": serve.bench, "predict": predict.bench}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,6 +441,10 @@ def markdown(results: list[Result], details: dict, info: dict, command: str, dat
         "",
         *compare.lines(details["history"]),
         "",
+        *serve.lines(details["serve"]),
+        "",
+        *predict.lines(details["predict"]),
+        "",
         "### Every timed run, seconds",
         "",
         f"- `mlp --help`: {', '.join(f'{t:.3f}' for t in details['help']['runs']['mlp'])}",
@@ -456,15 +470,36 @@ def print_results(results: list[Result], details: dict) -> None:
         met = "" if r.met is None else ": met" if r.met else ": MISSED"
         print(f"{r.name:<20} {r.measure:<20} {r.value:>9.3f} {r.baseline:>9.3f} {r.ratio:>6.3f}  {r.target}{met}")
     for key in ("pipeline", "pipeline_large"):
+        if key not in details:  # --only
+            continue
         print(f"\nwhole pipeline, {details[key]['rows']:,} rows:")
         print("\n".join(stage_table(details[key])))
+
+
+def run_only(name: str, quick: bool) -> None:
+    """`--only NAME`: one benchmark alone. Its figures go to stdout and bench/out/results-NAME.json; the full
+    run's results.json and BENCHMARKS.md are left as they were."""
+    started = time.perf_counter()
+    found, details = ONLY[name](quick)
+    report = {"command": f".venv/bin/python bench/run.py --only {name}" + (" --quick" if quick else ""),
+              "machine": machine(), "quick": quick, "total_s": time.perf_counter() - started,
+              "results": [{**asdict(r), "ratio": r.ratio} for r in found], "details": details}
+    (OUT / f"results-{name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print_results(found, details)
+    print(f"\nbench: {report['total_s']:.0f} s; figures in {OUT / f'results-{name}.json'}; BENCHMARKS.md left alone")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 100k rows, fewer repeats; "
                         "BENCHMARKS.md is left alone")
+    parser.add_argument("--only", choices=sorted(ONLY), help="run this benchmark alone; results.json and "
+                        "BENCHMARKS.md are left alone")
     args = parser.parse_args()
+    if args.only:
+        OUT.mkdir(parents=True, exist_ok=True)
+        run_only(args.only, args.quick)
+        return
     sizes = QUICK if args.quick else FULL
     command = ".venv/bin/python bench/run.py" + (" --quick" if args.quick else "")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -486,11 +521,16 @@ def main() -> None:
 
     print(f"bench: mlp log and mlp compare on a {compare.HISTORY}-commit history ...", flush=True)
     history_results, history_details = compare.bench(args.quick)
+    print("bench: mlp serve under load, against a hand-written FastAPI app and MLflow ...", flush=True)
+    serve_results, serve_details = serve.bench(args.quick)
+    print("bench: mlp predict on 1M and 10M rows, against the bundle called in memory ...", flush=True)
+    predict_results, predict_details = predict.bench(args.quick)
 
     results = [help_result, noop_result, *pipe_results, *large_results, loop_result, *init_results,
-               *history_results]
+               *history_results, *serve_results, *predict_results]
     details = {"help": help_details, "noop": noop_details, "pipeline": pipe_details, "pipeline_large": large_details,
-               "loop": loop_details, "init_data": init_details, "history": history_details}
+               "loop": loop_details, "init_data": init_details, "history": history_details,
+               "serve": serve_details, "predict": predict_details}
     info = machine()
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     report = {

@@ -87,6 +87,9 @@ def predict_file(input: str | Path, output: str | Path, model: str | Path | None
     if clash:
         raise UsageError(f"--keep {clash[0]!r} would clash with an output column of that name; rename the column.")
 
+    if not input.is_file():
+        raise DataError(f"{input} {'is a folder' if input.is_dir() else 'does not exist'}; pass the CSV, Parquet or "
+                        "JSON lines file to score as INPUT.")
     loaded = load(model, cwd)
     source = inspect(input)
     if source.format not in INPUT_FORMATS:
