@@ -42,6 +42,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -134,6 +135,12 @@ def write_bodies() -> dict[str, Path]:
     return files
 
 
+def bench_extra() -> list[str]:
+    """The bench-only extra of pyproject.toml (MLflow): declared there, installed only into MLflow's own venv."""
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        return tomllib.load(f)["project"]["optional-dependencies"]["bench"]
+
+
 def mlflow_venv() -> tuple[Path | None, str]:
     """The python of a venv with MLflow under bench/out/ (made once), or None and why not."""
     python = MLFLOW_VENV / "bin" / "python"
@@ -149,7 +156,7 @@ def mlflow_venv() -> tuple[Path | None, str]:
         except PackageNotFoundError:
             pins.append(name)
     for cmd in ([sys.executable, "-m", "venv", str(MLFLOW_VENV)],
-                [str(python), "-m", "pip", "install", "-q", "mlflow-skinny", *pins]):
+                [str(python), "-m", "pip", "install", "-q", *bench_extra(), *pins]):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             return None, f"`{' '.join(cmd[:5])} ...` failed: {proc.stderr.strip().splitlines()[-1:]}"
