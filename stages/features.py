@@ -382,7 +382,7 @@ def _pandas_datetime(value):
 
 
 def _day_of_year(dt):
-    return dt.dayofyear if isinstance(dt, pd.Timestamp) else dt.timetuple().tm_yday
+    return dt.day_of_year if isinstance(dt, pd.Timestamp) else dt.timetuple().tm_yday
 
 
 _PARTS = {
