@@ -141,6 +141,20 @@ def load(model: str | Path | None = None, cwd: Path | None = None) -> LoadedBund
     return LoadedBundle(path, meta, bundle, features, contract, tag, md5, lineage)
 
 
+def lineage_note(lineage: dict[str, Any]) -> str:
+    """A bundle's lineage as the commands say it: "commit 1a2b3c4, as dvc.lock records it" ("" outside a project)."""
+    if not lineage:
+        return ""
+    commit = f"commit {lineage['commit'][:7]}" if lineage.get("commit") else "no commit yet"
+    match = lineage.get("matches_lock")
+    if match is None:
+        return commit
+    if match:
+        return f"{commit}, as dvc.lock records it"
+    return (f"{commit}, but NOT the bundle dvc.lock records: run `mlp repro` or `dvc checkout models` to score with "
+            "the model the pipeline built")
+
+
 def _lineage(root: Path, path: Path, md5: str) -> dict[str, Any]:
     """The commit the project is at, and whether dvc.lock's hash for the bundle is this bundle's."""
     from . import git

@@ -414,8 +414,9 @@ def serve(model: Path | None, host: str, port: int, workers: int, log_file: Path
 
     def ready(started: Any) -> None:
         workers_note = f", {started.workers} workers" if started.workers > 1 else ""
-        _echo_err(f"Serving model {started.model_version} on {started.url}{workers_note} (docs: {started.url}/docs); "
-                  "Ctrl-C or SIGTERM stops it.")
+        lineage = f" ({started.lineage})" if started.lineage else ""
+        _echo_err(f"Serving model {started.model_version}{lineage} on {started.url}{workers_note} "
+                  f"(docs: {started.url}/docs); Ctrl-C or SIGTERM stops it.")
 
     run_server(ServeOptions(str(model) if model else None, host, port, workers, str(log_file) if log_file else None,
                             max_body_bytes, max_records), on_ready=ready)

@@ -50,8 +50,11 @@ class PredictResult:
     def summary(self) -> str:
         what = {"mark": f"{self.invalid:,} invalid, marked in {INVALID}", "drop": f"{self.dropped:,} invalid dropped",
                 "fail": "none invalid"}[self.on_invalid]
+        from .bundle import lineage_note
+
+        lineage = f" ({lineage_note(self.lineage)})" if self.lineage else ""
         return (f"Scored {self.scored:,} of {self.rows:,} rows of {self.input} into {self.output} ({what}) "
-                f"with model {self.model_version} in {self.seconds:.1f} s.")
+                f"with model {self.model_version}{lineage} in {self.seconds:.1f} s.")
 
 
 @dataclass

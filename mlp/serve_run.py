@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .bundle import LoadedBundle
+from .bundle import LoadedBundle, lineage_note
 from .errors import DataError, UsageError
 
 CONFIG_ENV = "MLP_SERVE_OPTIONS"  # how the parent hands the options to --workers processes
@@ -37,6 +37,7 @@ class Started:
     url: str
     model_version: str
     workers: int
+    lineage: str  # bundle.lineage_note: the commit, and whether dvc.lock records this bundle ("" outside a project)
 
 
 def run(loaded: LoadedBundle, options: Any, app: Any, on_ready: Callable[[Started], None] | None) -> None:
@@ -48,7 +49,7 @@ def run(loaded: LoadedBundle, options: Any, app: Any, on_ready: Callable[[Starte
         _check_writable(options.log)
     sock = bind(options.host, options.port)
     port = sock.getsockname()[1]  # --port 0: the one the system chose
-    started = Started(_url(options.host, port), loaded.version, options.workers)
+    started = Started(_url(options.host, port), loaded.version, options.workers, lineage_note(loaded.lineage))
     ready, stop = threading.Event(), threading.Event()
 
     def announce() -> None:

@@ -28,7 +28,7 @@ from test_errors import assert_one_line_error
 from test_records import json_records
 
 PUBLIC = REPO / "tests" / "data" / "public"
-READY = re.compile(r"Serving model (\w+) on (http://[^\s,]+)")
+READY = re.compile(r"Serving model (\w+)[^\n]*? on (http://[^\s,]+)")
 
 
 class Server:
