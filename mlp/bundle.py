@@ -39,6 +39,7 @@ class LoadedBundle:
     contract: types.ModuleType
     version: str  # the short content hash (dvc.lock's md5 for models/)
     md5: str  # the full content hash, as DVC writes it ("...dir")
+    root: Path | None = None  # the project the command runs in, if any
     lineage: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -58,14 +59,26 @@ class LoadedBundle:
 
 def content_md5(folder: Path) -> str:
     """The md5 DVC records for a folder output: md5 of the sorted JSON list of {md5, relpath} of its files."""
-    entries = []
+    return _dir_md5(_file_digests(folder))
+
+
+def _file_digests(folder: Path) -> dict[str, tuple[str, str]]:
+    """relpath -> (md5, sha256) of every file below `folder`, each file read once for both."""
+    digests = {}
     for dirpath, _dirs, files in os.walk(folder):
         for name in files:
             path = Path(dirpath) / name
+            md5, sha256 = hashlib.md5(), hashlib.sha256()
             with path.open("rb") as f:
-                digest = hashlib.file_digest(f, "md5").hexdigest()
-            entries.append({"md5": digest, "relpath": path.relative_to(folder).as_posix()})
-    entries.sort(key=lambda e: e["relpath"])
+                while chunk := f.read(1 << 20):
+                    md5.update(chunk)
+                    sha256.update(chunk)
+            digests[path.relative_to(folder).as_posix()] = (md5.hexdigest(), sha256.hexdigest())
+    return digests
+
+
+def _dir_md5(digests: dict[str, tuple[str, str]]) -> str:
+    entries = sorted(({"md5": md5, "relpath": rel} for rel, (md5, _) in digests.items()), key=lambda e: e["relpath"])
     return hashlib.md5(json.dumps(entries, sort_keys=True).encode("utf-8")).hexdigest() + ".dir"
 
 
@@ -85,19 +98,18 @@ def find_bundle(model: str | Path | None, cwd: Path | None = None) -> tuple[Path
     return root / DEFAULT_DIR, root
 
 
-def _check_files(path: Path, meta: dict[str, Any]) -> None:
+def _check_files(path: Path, meta: dict[str, Any], digests: dict[str, tuple[str, str]]) -> None:
     files = meta.get("files")
     if not isinstance(files, dict) or not files:
         raise DataError(f"{path}/meta.json lists no files: it was not written by the package stage; "
                         "run `mlp repro` to build the bundle.")
     for name, digest in files.items():
         file = path / str(name)
-        if os.path.basename(str(name)) != name or not file.is_file():
+        if os.path.basename(str(name)) != name or str(name) not in digests:
             raise DataError(f"{file} is missing from the bundle; copy the whole folder, or run `mlp repro`.")
-        with file.open("rb") as f:
-            if hashlib.file_digest(f, "sha256").hexdigest() != digest:
-                raise DataError(f"{file} changed after training (its sha256 differs from {path.name}/meta.json); "
-                                "refusing to load the bundle. Rebuild it with `mlp repro`.")
+        if digests[name][1] != digest:
+            raise DataError(f"{file} changed after training (its sha256 differs from {path.name}/meta.json); "
+                            "refusing to load the bundle. Rebuild it with `mlp repro`.")
     for name in CODE_FILES:
         if name not in files:
             raise DataError(f"{path}/{name} is not in the bundle; rebuild it with `mlp repro`.")
@@ -128,8 +140,9 @@ def load(model: str | Path | None = None, cwd: Path | None = None) -> LoadedBund
         raise DataError(f"{path}/meta.json is not valid JSON ({exc}); rebuild the bundle with `mlp repro`.") from None
     if not isinstance(meta, dict):
         raise DataError(f"{path}/meta.json is not a bundle's metadata; rebuild the bundle with `mlp repro`.")
-    _check_files(path, meta)
-    md5 = content_md5(path)
+    digests = _file_digests(path)
+    _check_files(path, meta, digests)
+    md5 = _dir_md5(digests)
     tag = md5[:VERSION_CHARS]
     try:
         features = _module(path, "features", tag)
@@ -138,7 +151,7 @@ def load(model: str | Path | None = None, cwd: Path | None = None) -> LoadedBund
     except (ValueError, KeyError, OSError, SyntaxError, ImportError) as exc:
         raise DataError(f"cannot load the bundle in {path}: {exc}") from None
     lineage = _lineage(root, path, md5) if root is not None else {}
-    return LoadedBundle(path, meta, bundle, features, contract, tag, md5, lineage)
+    return LoadedBundle(path, meta, bundle, features, contract, tag, md5, root, lineage)
 
 
 def lineage_note(lineage: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError, ProjectError, UsageError
+from .errors import DataError, UsageError
 
 DEFAULT_CHUNK_ROWS = 100_000
 ON_INVALID = ("fail", "mark", "drop")
@@ -103,7 +103,7 @@ def predict_file(input: str | Path, output: str | Path, model: str | Path | None
     if null_values is not None:  # else the reader's default, as ingest had
         params["null_values"] = null_values
     params["bad_lines"] = "fail"  # a scoring run must not lose rows without saying so
-    sources = load_sources(_project_root(cwd))
+    sources = load_sources(loaded.root)
     scorer = _Scorer(loaded, input, on_invalid, list(keep))
     names = next(read(sources.column_names, str(input), params))
     scorer.check_columns(names)
@@ -266,12 +266,3 @@ def _reasons(problems: list[dict[str, Any]], n: int) -> list[str | None]:
         for i in np.flatnonzero(p["mask"]).tolist():
             reasons[i] = text if reasons[i] is None else f"{reasons[i]}; {text}"
     return reasons
-
-
-def _project_root(cwd: Path | None) -> Path | None:
-    from .project import find_project
-
-    try:
-        return find_project(cwd).root
-    except ProjectError:
-        return None
