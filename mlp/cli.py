@@ -16,15 +16,11 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, cli_experiments
+from .cli_options import FORMAT_OPTION, MODEL_OPTION, SET_PARAM_OPTION
 from .errors import EXIT_ERROR, CheckFailed, MlpError
 
 DEBUG_FLAG = "--debug"
-
-FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "md", "json", "csv"]), default="table",
-                             show_default=True, help="Output format.")
-MODEL_OPTION = click.option("--model", "model", type=click.Path(path_type=Path), default=None, metavar="DIR",
-                            help="A model bundle folder (default: models/ of the project you are in).")
 
 
 def _echo_err(text: str) -> None:
@@ -103,8 +99,7 @@ def init(path: Path, data: Path | None, target: str | None, task: str | None, ta
 @click.argument("stages", nargs=-1)
 @click.option("-f", "--force", is_flag=True, help="Run the stages even if nothing changed.")
 @click.option("--dry", is_flag=True, help="Say what would run and why, without running anything.")
-@click.option("-S", "--set-param", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Set a value in params.yaml before running (repeatable).")
+@SET_PARAM_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show each stage's own output as it runs.")
 def repro(stages: tuple[str, ...], force: bool, dry: bool, overrides: tuple[str, ...], verbose: bool) -> None:
     """Run what changed (all stages, or STAGES and what they depend on), saying per stage why and how long.
@@ -432,6 +427,10 @@ def _failure(exc: Exception) -> tuple[str, str, int]:
     # A bug in mlp, or something it did not anticipate.
     return "", (f"unexpected {type(exc).__name__}: {exc}. Rerun with --debug for the traceback, "
                 "and report it if it looks like a bug in mlp."), EXIT_ERROR
+
+
+cli.add_command(cli_experiments.sweep)
+cli.add_command(cli_experiments.exp_group)
 
 
 def main(argv: list[str] | None = None) -> int:

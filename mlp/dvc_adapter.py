@@ -58,7 +58,7 @@ def _dvc_logs() -> Iterator[_Records]:
 
 
 @contextmanager
-def _repo(project: Project) -> Iterator[tuple[Any, _Records]]:
+def open_repo(project: Project) -> Iterator[tuple[Any, _Records]]:
     """Open the DVC repository with DVC's logging captured, translating DVC's errors into ours."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
@@ -117,19 +117,29 @@ def _plan(repo: Any, targets: list[str] | None, graph: Any = None) -> list[Any]:
 
 def check_stages(project: Project, names: list[str]) -> None:
     """Raise a UsageError naming the stages that dvc.yaml does not define (only the names: nothing is planned)."""
-    with _repo(project) as (repo, _):
+    with open_repo(project) as (repo, _):
         _named(repo, names)
 
 
 def pipeline(project: Project) -> list[StageNode]:
     """Every stage in run order (upstream first), with the stages it depends on."""
-    with _repo(project) as (repo, _):
+    with open_repo(project) as (repo, _):
         graph = _graph(repo)
         return [
             StageNode(s.addressing, s.cmd, tuple(sorted(u.addressing for u in graph.successors(s) if u.cmd)))
             for s in _plan(repo, None)
             if s.cmd  # `.dvc` files of tracked data are inputs, not steps
         ]
+
+
+def param_keys(project: Project) -> dict[str, list[str]]:
+    """Each stage's declared params (dvc.yaml's `params:`: keys like train.max_depth, or whole sections), in run
+    order. A key no stage declares changes no result: DVC would rerun nothing for it."""
+    from dvc.dependency.param import ParamsDependency
+
+    with open_repo(project) as (repo, _):
+        return {s.addressing: [str(k) for d in s.deps if isinstance(d, ParamsDependency) for k in (d.params or [])]
+                for s in _plan(repo, None) if s.cmd}
 
 
 def _param_values(stage: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -182,7 +192,7 @@ def status(project: Project, targets: list[str] | None = None) -> list[StageStat
     A stage whose own inputs are unchanged is still stale when a stage it depends on is, because that one will
     rerun first; DVC's own status only sees the first of such a chain.
     """
-    with _repo(project) as (repo, _), repo.lock:
+    with open_repo(project) as (repo, _), repo.lock:
         graph = _graph(repo)
         result: list[StageStatus] = []
         stale: set[str] = set()
@@ -293,7 +303,7 @@ def reproduce(
 
     # Under the repository lock and DVC's git context (which adds outputs to .gitignore, and stages them with
     # core.autostage), as `dvc repro` runs; unknown stage names are refused by the plan, before anything runs.
-    with _python_on_path(), _repo(project) as (repo, records), repo.lock, repo.scm_context():
+    with _python_on_path(), open_repo(project) as (repo, records), repo.lock, repo.scm_context():
         for stage in _plan(repo, targets):
             run_one(stage)
     return runs
@@ -356,20 +366,20 @@ def init(root: Path) -> None:
 
 def add(project: Project, path: str) -> None:
     """`dvc add path`: track a data file with DVC (git then tracks the small `.dvc` pointer file)."""
-    with _repo(project) as (repo, _):
+    with open_repo(project) as (repo, _):
         repo.add(str(project.root / path))
 
 
 def outputs(project: Project) -> list[Output]:
     """Every output of every stage, in run order."""
-    with _repo(project) as (repo, _):
+    with open_repo(project) as (repo, _):
         return [Output(s.addressing, out.def_path, out.use_cache) for s in _plan(repo, None) if s.cmd
                 for out in s.outs]
 
 
 def cache_dir(project: Project) -> Path:
     """The project's local DVC cache folder (`dvc cache dir`)."""
-    with _repo(project) as (repo, _):
+    with open_repo(project) as (repo, _):
         return Path(repo.cache.local_cache_dir)
 
 
@@ -378,10 +388,10 @@ def use_data(clone: Project, cache: Path) -> str:
     cache, or pulled from the default DVC remote for what it lacks. Returns where the data came from."""
     from dvc.exceptions import CheckoutError
 
-    with _repo(clone) as (repo, _):
+    with open_repo(clone) as (repo, _):
         with repo.config.edit("local") as conf:
             conf["cache"]["dir"] = str(cache)
-    with _repo(clone) as (repo, _):  # reopened: the new cache folder takes effect
+    with open_repo(clone) as (repo, _):  # reopened: the new cache folder takes effect
         sources = [s.path for s in repo.index.stages if s.is_data_source]
         if not sources:
             return "no DVC-tracked data"
@@ -399,7 +409,7 @@ def use_data(clone: Project, cache: Path) -> str:
 
 def add_remote(project: Project, url: str, name: str = "storage") -> None:
     """`dvc remote add -d NAME URL`, written to .dvc/config so that everyone who clones gets it."""
-    with _repo(project) as (repo, _):
+    with open_repo(project) as (repo, _):
         with repo.config.edit("repo") as conf:
             conf["remote"][name] = {"url": url}
             conf["core"]["remote"] = name

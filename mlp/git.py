@@ -93,6 +93,23 @@ def uncommitted(path: Path, files: list[str]) -> dict[str, str]:
     return states
 
 
+def changed_files(path: Path) -> tuple[list[str], list[str]]:
+    """The tracked files whose workspace content differs from HEAD (staged or not): (changed, deleted).
+    Untracked files are not included."""
+    out = _git(path, "diff", "--name-status", "--no-renames", "-z", "HEAD").stdout.split("\0")
+    changed, deleted = [], []
+    for status, name in zip(out[0::2], out[1::2]):
+        (deleted if status == "D" else changed).append(name)
+    return changed, deleted
+
+
+def copy_identity(source: Path, dest: Path) -> None:
+    """Give the repository `dest` the commit author `source` uses (mlp's fallback if it has none)."""
+    for key, fallback in (("user.name", "mlp"), ("user.email", "mlp@localhost")):
+        value = _git(source, "config", key, check=False).stdout.strip() or fallback
+        _git(dest, "config", key, value)
+
+
 def clone_at(source: Path, dest: Path, sha: str) -> None:
     """A clone of `source` at commit `sha` (its work tree only; nothing of the source's uncommitted changes)."""
     _git(source, "clone", "-q", "--no-checkout", str(source), str(dest))

@@ -107,6 +107,8 @@ def _check_type(key: str, old: Any, new: Any) -> None:
     """Refuse a value whose type cannot be what the stage expects (a number where a number was)."""
     if old is None or new is None:
         return
+    if isinstance(old, (dict, list)) and isinstance(new, (dict, list)):
+        return  # a search space's range {low, high} may become a list of values and back; the declaration checks it
     if isinstance(old, dict):
         keys = ", ".join(f"{key}.{k}" for k in old)
         raise UsageError(f"-S {key}: '{key}' is a section, not a value; set one of its keys: {keys}.")
@@ -185,15 +187,28 @@ def set_params(path: Path, overrides: list[str]) -> list[ParamChange]:
     (an existing key, a value of the right type, one the project's declaration allows), then the whole file as
     it would be written.
     """
-    parsed = [parse_override(text) for text in overrides]
+    changes = check_overrides(path, overrides)
+    if all(c.old == c.new for c in changes):
+        return changes
     data = _load(path, "rt")
+    for change in changes:
+        _assign(data, change.key, change.new)
+    write_text_atomic(path, _dump(data))
+    return changes
+
+
+def check_overrides(path: Path, overrides: list[str], spec: ModuleType | None = None) -> list[ParamChange]:
+    """What `-S key=value` overrides would change in params.yaml, each checked (an existing key, a value of the
+    right type, one the project's declaration allows) and then the whole file as it would be; nothing is written.
+    A UsageError or ProjectError names the first problem. (`mlp sweep` checks every combination with it.)"""
+    parsed = [parse_override(text) for text in overrides]
     plain = load_params(path)
     flat = diffs.flatten(plain)
-    spec = load_spec(path.parent)
+    spec = spec or load_spec(path.parent)
     changes: list[ParamChange] = []
     for text, (key, new) in zip(overrides, parsed):
         try:
-            old = _lookup(data, key)
+            old = _lookup(plain, key)
         except KeyError:
             raise _unknown_key(key, flat) from None
         _check_type(key, old, new)
@@ -205,11 +220,6 @@ def set_params(path: Path, overrides: list[str]) -> list[ParamChange]:
     for key, new in parsed:
         _assign(merged, key, new)
     check_params(path, merged, spec)
-    if all(c.old == c.new for c in changes):
-        return changes
-    for key, new in parsed:
-        _assign(data, key, new)
-    write_text_atomic(path, _dump(data))
     return changes
 
 

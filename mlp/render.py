@@ -340,3 +340,88 @@ def gate_report(result: Any, fmt: str = "table") -> str:
     notes.append(f"gate {result.status}")
     # A blank line ends a markdown table; without it a viewer reads the notes as more rows.
     return "\n\n".join([text, "\n".join(notes)])
+
+
+# --- experiments and sweeps ---------------------------------------------------------------------------
+
+def _ordered(keys: Sequence[str]) -> list[str]:
+    rank = {name: i for i, name in enumerate(METRIC_ORDER)}
+    return sorted(keys, key=lambda k: (rank.get(k, len(rank)), list(keys).index(k)))
+
+
+def sweep_progress(outcome: Any, planned: Any, done: int, total: int, metric: str | None) -> str:
+    """One line per finished experiment: `[ 3/12] ok  sweep-3f9a1c  roc_auc 0.8312  12.3s  train.max_depth=4`."""
+    head = f"[{done:>{len(str(total))}}/{total}]"
+    if not outcome.ok:
+        return f"{head} FAILED  {outcome.name}  {_duration(outcome.seconds)}  {planned.label}: {outcome.error}"
+    value = (outcome.metrics or {}).get(metric) if metric else None
+    shown = f"{metric} {_cell(value)}  " if metric else ""
+    return f"{head} ok      {outcome.name}  {shown}{_duration(outcome.seconds)}  {planned.label or '(no -S)'}"
+
+
+def sweep_summary(result: Any, fmt: str = "table") -> str:
+    """The experiments of a sweep best first by the primary metric (the failed ones last), and a closing line."""
+    by_name = {p.name: p for p in result.planned}
+    keys = list(dict.fromkeys(k for p in result.planned for k, _ in p.values))
+    metric = result.metric
+    records = []
+    for i, o in enumerate(result.ranked, 1):
+        values = dict(by_name[o.name].values)
+        records.append([i if o.ok else None, o.name, *(values.get(k) for k in keys),
+                        (o.metrics or {}).get(metric) if metric else None, round(o.seconds, 1),
+                        "recorded" if o.ok else "FAILED"])
+    columns = ["rank", "experiment", *keys, metric or "metric", "seconds", "result"]
+    if fmt == "json":
+        return json.dumps({"metric": metric, "jobs": result.jobs, "threads": result.threads,
+                           "prepared": result.prepared, "seconds": round(result.seconds, 2),
+                           "experiments": [dict(zip(columns, r), error=o.error, stages=o.stages)
+                                           for r, o in zip(records, result.ranked)]}, indent=2)
+    text = rows(records, columns, fmt)
+    if fmt == "csv":
+        return text
+    ok = len(result.outcomes) - len(result.failed)
+    notes = [f"{ok} of {len(result.planned)} experiments recorded in {_duration(result.seconds)} "
+             f"(-j {result.jobs}, {result.threads} thread{'s' if result.threads > 1 else ''} each)"]
+    if result.prepared:
+        notes.append(f"computed once for all: {', '.join(result.prepared)}")
+    if ok:
+        notes.append("see them with `mlp exp show` (or `dvc exp show`); take one with `mlp exp apply NAME`")
+    return "\n\n".join([text, "\n".join(notes)])
+
+
+def experiments_table(table: Any, fmt: str = "table") -> str:
+    """`mlp exp show`: HEAD, then a row per experiment with its metrics (and the params that differ), each metric
+    with its change against HEAD in the table formats."""
+    metrics, params = _ordered(table.metric_keys), table.param_keys
+    if fmt == "json":
+        def row(r: Any) -> dict[str, Any]:
+            return {"name": r.name, "sha": r.sha, "created": r.created, "note": r.note,
+                    "metrics": {k: r.metrics.get(k) for k in metrics},
+                    "changes": {k: d.to_dict() for k, d in r.changes.items()},
+                    "params": {k: r.params.get(k) for k in params}}
+        return json.dumps({"baseline": row(table.baseline), "sort": table.sort, "total": table.total,
+                           "experiments": [row(r) for r in table.rows]}, indent=2)
+    columns = ["experiment", "commit", "created", *metrics, *params]
+    records = []
+    for r in [table.baseline, *table.rows]:
+        cells = [r.metrics.get(k) for k in metrics]
+        if fmt != "csv" and r.changes:
+            cells = [_with_change(v, r.changes.get(k)) for v, k in zip(cells, metrics)]
+        created = (r.created or "")[:16].replace("T", " ") or None
+        records.append([r.name, r.sha[:7], created, *cells, *(r.params.get(k) for k in params)])
+    text = rows(records, columns, fmt)
+    if fmt == "csv":
+        return text
+    shown = f"{len(table.rows)} of {table.total}" if len(table.rows) < table.total else str(table.total)
+    notes = [f"{shown} experiment{'s' if table.total != 1 else ''} of HEAD ({table.baseline.sha[:7]})"
+             + (f", best {table.sort} first" if table.sort else "")]
+    notes += [_note(r.name, r.sha, r.note) for r in [table.baseline, *table.rows] if r.note]
+    return "\n\n".join([text, "\n".join(notes)])
+
+
+def _with_change(value: Any, d: Any) -> Any:
+    """`0.8312 (+0.004 better)`: a value with its change against HEAD, where there is one."""
+    if value is None or d is None or d.diff in (None, 0):
+        return value
+    mark = f" {VERDICT_MARK[d.verdict]}" if d.verdict else ""
+    return f"{_cell(value)} ({d.diff:+.3g}{mark})"

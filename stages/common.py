@@ -11,6 +11,7 @@
   leaves a half-written output in place (the rename is atomic on one filesystem).
 - copy_file(src, path): the same for a plain copy.
 - replace_dir(path): the same for an output directory (used for the model bundle).
+- threads(): how many threads a stage may use (all cores, or MLP_THREADS when `mlp sweep` runs several at once).
 
 DVC runs every stage from the project root, so the paths here are relative to it.
 """
@@ -61,6 +62,18 @@ def load_params(section):
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         fail(f"{PARAMS_FILE} {found[0]}{more}")
     return params.get(section) or {}
+
+
+def threads():
+    """The threads a stage may use: the machine's cores, unless MLP_THREADS says fewer. `mlp sweep -j N` sets it
+    for each of its N workers so that workers times threads does not exceed the cores. It never changes a model:
+    xgboost's hist trees and scikit-learn's forests are the same for any thread count."""
+    cores = os.cpu_count() or 1
+    try:
+        wanted = int(os.environ.get("MLP_THREADS", "") or cores)
+    except ValueError:
+        wanted = cores
+    return max(1, min(wanted, cores))
 
 
 def load_schema():
