@@ -88,7 +88,11 @@ def save(clone: Project, name: str) -> str:
     """Record the clone's workspace (its params, dvc.lock, metrics and outputs) as experiment `name` of the clone's
     HEAD, the way `dvc exp save` does; returns the experiment's commit. An experiment of that name is replaced."""
     with dvc_adapter.open_repo(clone) as (repo, _), contextlib.redirect_stdout(io.StringIO()):
-        sha = repo.experiments.save(name=name, force=True)
+        # The outputs git keeps (`cache: false`: reports/metrics.json, ...) go into the commit even where the
+        # baseline never committed them; DVC's save would leave them out, and the experiment without its metrics.
+        kept = [out.def_path for stage in repo.index.stages for out in stage.outs
+                if not out.use_cache and (clone.root / out.def_path).exists()]
+        sha = repo.experiments.save(name=name, force=True, include_untracked=kept)
     if not sha:
         raise DvcError(f"DVC recorded no experiment {name!r} in {clone.root}; rerun with --debug.")
     return sha

@@ -181,3 +181,14 @@ def test_ctrl_c_stops_the_sweep_and_leaves_the_workspace_as_it_was(project: Path
     left = subprocess.run(["pgrep", "-f", "mlp.sweep_worker"], capture_output=True, text=True).stdout.split()
     assert not [pid for pid in left if Path(f"/proc/{pid}/cwd").exists()
                 and str(project) in os.readlink(f"/proc/{pid}/cwd")]
+
+
+def test_an_experiment_of_a_project_whose_reports_were_never_committed_has_its_metrics(fresh_project: Path) -> None:
+    # Straight after `mlp init`: no run yet, reports/ not in git. DVC's own save would leave the metrics out.
+    result = mlp(fresh_project, "exp", "run", "-S", "train.max_depth=3")
+    assert result.code == 0, result.err
+    (exp,) = shown(fresh_project)["experiments"]
+    files = git(fresh_project, "ls-tree", "-r", "--name-only", exp["sha"]).split()
+    assert "reports/metrics.json" in files and "dvc.lock" in files
+    assert dvc_shown(fresh_project)[exp["name"]]["roc_auc"] == exp["metrics"]["roc_auc"]
+    assert not (fresh_project / "reports" / "metrics.json").exists()  # the workspace is as it was
