@@ -105,6 +105,16 @@ DATASETS = [
             shape="binary, imbalanced (6%); 85 integer-coded features"),
     Dataset("nyse", "nyse.csv", "log_volume",
             shape="regression; a date column (1962-1986), a TRUE/FALSE column"),
+    Dataset("txhousing", "txhousing.csv", "median",
+            shape="regression; a 46-value city column; NA in the target and in four numeric columns"),
+    Dataset("presidential-elections", "presidential-elections.csv", "demVote",
+            shape="small regression (1,047 rows); a 52-value state column (50 states, DC and a national 'Total')"),
+    Dataset("produc", "produc.csv", "unemp",
+            shape="small regression (816 rows); a 48-value state column; an unnamed index column"),
+    Dataset("forbes2000", "forbes2000.csv", "marketvalue",
+            shape="regression, skewed target; 61-value country and 27-value category columns; company names"),
+    Dataset("carseats", "carseats.csv", "Sales",
+            shape="small regression (400 rows), nearly linear; two Yes/No columns, one 3-value column"),
 ]
 
 

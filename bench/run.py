@@ -19,6 +19,10 @@
              turns; beside them the bundle's in-process time for one row (bench/serve.py).
 7. predict   `mlp predict` on 1M and 10M rows of the churn sample: peak memory of the 10M run against the 1M
              run, rows/s against the same bundle called on the rows already in memory (bench/predict.py).
+8. sweep     a 12-experiment `mlp sweep` at -j 2 against -j 1 and against DVC's own queue doing the same 12,
+             with the experiments each side lost (bench/sweep.py).
+9. tuning    a tuned train (30 trials, 5 folds) against the untuned train on a 10,000-row project, alternated
+             (bench/tuning.py).
 
 Results: a table on stdout, bench/out/results.json, and the results section of BENCHMARKS.md (full
 run only; `--quick` leaves BENCHMARKS.md alone). Everything generated goes under bench/out/.
@@ -53,6 +57,8 @@ import compare
 import init_data
 import predict
 import serve
+import sweep
+import tuning
 from measure import (DISTURBED_SHARE, DVC, MB, MLP, OUT, PYTHON, ROOT, Measurement, Result, alternate, disturbed,
                      measure, pick, replace_section, run)
 
@@ -86,7 +92,8 @@ PIPELINE_TARGETS = {1_000_000: 1.3, 10_000_000: 1.1}  # rows -> the largest wall
 LOOP_PARAM = "learning_rate"
 LOOP_VALUES = (0.06, 0.07, 0.08, 0.09, 0.04)
 # `--only NAME`: the benchmarks that run alone, each a module's bench(quick) -> (results, details)
-ONLY = {"history": compare.bench, "serve": serve.bench, "predict": predict.bench}
+ONLY = {"history": compare.bench, "serve": serve.bench, "predict": predict.bench, "sweep": sweep.bench,
+        "tuning": tuning.bench}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,9 +265,10 @@ def bench_loop(project: Path, rows: int, rounds: int) -> tuple[Result, dict]:
             else:
                 m = measure([MLP, "repro"], project, OUT / f"mlp-repro-loop-{i + 1}.log")
                 ran = parse_stage_times(m.log)
-                if set(ran) != {"train", "evaluate", "package"} or re.search(r"^restored", m.log, re.M):
-                    sys.exit(f"bench: after a change of train.{LOOP_PARAM}, mlp repro should run train, evaluate and "
-                             f"package only, and restore nothing:\n{m.log}")
+                # tune too: it scores train.* as the defaults that tuning must beat (with tuning off, at once)
+                if set(ran) != {"tune", "train", "evaluate", "package"} or re.search(r"^restored", m.log, re.M):
+                    sys.exit(f"bench: after a change of train.{LOOP_PARAM}, mlp repro should run tune, train, evaluate "
+                             f"and package only, and restore nothing:\n{m.log}")
                 runs["mlp"].append(m)
         metrics.append({"mlp": read_metrics(project / "reports" / "metrics.json"),
                         "baseline": read_metrics(baseline_out / "metrics.json")})
@@ -445,6 +453,10 @@ def markdown(results: list[Result], details: dict, info: dict, command: str, dat
         "",
         *predict.lines(details["predict"]),
         "",
+        *sweep.lines(details["sweep"]),
+        "",
+        *tuning.lines(details["tuning"]),
+        "",
         "### Every timed run, seconds",
         "",
         f"- `mlp --help`: {', '.join(f'{t:.3f}' for t in details['help']['runs']['mlp'])}",
@@ -525,12 +537,18 @@ def main() -> None:
     serve_results, serve_details = serve.bench(args.quick)
     print("bench: mlp predict on 1M and 10M rows, against the bundle called in memory ...", flush=True)
     predict_results, predict_details = predict.bench(args.quick)
+    print("bench: a 12-experiment mlp sweep at -j 1 and -j 2, and DVC's queue doing the same ...", flush=True)
+    sweep_results, sweep_details = sweep.bench(args.quick)
+    print("bench: a tuned train (30 trials, 5 folds) against the untuned one, on 10,000 rows ...", flush=True)
+    tuning_results, tuning_details = tuning.bench(args.quick)
 
     results = [help_result, noop_result, *pipe_results, *large_results, loop_result, *init_results,
-               *history_results, *serve_results, *predict_results]
+               *history_results, *serve_results, *predict_results, *sweep_results,
+               *tuning_results]
     details = {"help": help_details, "noop": noop_details, "pipeline": pipe_details, "pipeline_large": large_details,
                "loop": loop_details, "init_data": init_details, "history": history_details,
-               "serve": serve_details, "predict": predict_details}
+               "serve": serve_details, "predict": predict_details, "sweep": sweep_details,
+               "tuning": tuning_details}
     info = machine()
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     report = {

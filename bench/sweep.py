@@ -120,7 +120,8 @@ def again_and_apply(project: Path) -> dict:
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", f"bench: take {best['name']}"], project)
     check = run([MLP, "check"], project).strip().splitlines()[-1]
-    reproduce = run([MLP, "check", "--reproduce"], project).strip().splitlines()[-1]
+    reproduce = next(line for line in run([MLP, "check", "--reproduce"], project).splitlines()
+                     if line.startswith(("Passed", "Failed", "FAILED")))
     return {"counts_after_rerun": counts, "best": best["name"], "best_roc_auc": best["metrics"]["roc_auc"],
             "check": check, "check_reproduce": reproduce}
 

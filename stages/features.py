@@ -6,7 +6,9 @@ Featurizer turns raw rows (the columns of schema.yaml) into a table of float32 f
 - datetime columns: parts such as year, month, dayofweek, hour (imputed like numerics);
 - boolean columns: 0 / 1;
 - categorical (and text) columns: one-hot for the `max_categories` most frequent training values,
-  one `<col>=__other__` column for rarer or unseen values and one `<col>=__missing__` column;
+  one `<col>=__other__` column for rarer or unseen values and one `<col>=__missing__` column; a column
+  with many values also gets its values' mean target or frequency (`<col>__target`, `<col>__frequency`),
+  from a table that stages/encoding.py fits (the step's "encoded" block; absent in older featurizer.json);
 - identifiers, excluded columns and the target are dropped.
 Everything learned from data (quantiles, fill values, categories) is fitted on the TRAINING rows
 only, saved as plain JSON, and applied unchanged to test rows and to new rows at prediction time.
@@ -190,6 +192,7 @@ class Featurizer:
                 names += [f"{col}_{p['part']}" for p in step["parts"]]
             elif "categories" in step:
                 names += [f"{col}={c}" for c in step["categories"]] + [f"{col}={OTHER}", f"{col}={MISSING}"]
+                names += [f"{col}{output}" for output in (step.get("encoded") or {}).get("outputs", [])]
             else:
                 names.append(col)
         names = [_safe_name(n) for n in names]
@@ -236,6 +239,13 @@ class Featurizer:
                 block[:, k] = (codes < 0) & ~missing  # __other__
                 block[:, k + 1] = missing              # __missing__
                 j += k + 2
+                if step.get("encoded"):
+                    table = encoded_table(step["encoded"])
+                    codes = _category_codes(text, step["encoded"]["values"])
+                    codes = np.where(missing, len(table) - 1, np.where(codes < 0, len(table) - 2, codes))
+                    width = table.shape[1]
+                    out[:, j:j + width] = table[codes]
+                    j += width
             else:
                 x = _as_bool(s) if kind == "boolean" else _as_float(s)
                 if step.get("clip"):
@@ -271,6 +281,21 @@ class Featurizer:
         if d.get("feature_names") and d["feature_names"] != fz.feature_names:
             raise ValueError("featurizer.json feature names do not match its steps")
         return fz
+
+
+def step_width(step):
+    """How many features a step gives."""
+    if "parts" in step:
+        return len(step["parts"])
+    if "categories" in step:
+        return len(step["categories"]) + 2 + len((step.get("encoded") or {}).get("outputs", []))
+    return 1
+
+
+def encoded_table(encoded):
+    """A step's "encoded" block (stages/encoding.py fits it) as a float32 array: one row per value of
+    encoded["values"], then the row for unseen values, then the row for missing values."""
+    return np.array(encoded["table"] + [encoded["unseen"], encoded["missing"]], dtype=np.float32)
 
 
 def _fill(col, value):
@@ -399,7 +424,11 @@ def _record_plan(steps):
         if "parts" in step:
             plan.append(("datetime", step["column"], [(_PARTS[p["part"]], p["fill"]) for p in step["parts"]]))
         elif "categories" in step:
-            plan.append(("categorical", step["column"], {c: i for i, c in enumerate(step["categories"])}))
+            lookup = None
+            if step.get("encoded"):
+                rows = encoded_table(step["encoded"]).astype(np.float64).tolist()
+                lookup = (dict(zip(step["encoded"]["values"], rows)), rows[-2], rows[-1])
+            plan.append(("categorical", step["column"], ({c: i for i, c in enumerate(step["categories"])}, lookup)))
         else:
             convert = scalar_bool if step["kind"] == "boolean" else scalar_float
             plan.append(("number", step["column"], (convert, step.get("clip"), step["fill"])))
@@ -420,11 +449,15 @@ def _record_features(plan, record):
                 x = min(max(x, clip[0]), clip[1])
             row.append(x)
         elif how == "categorical":
-            k = len(info)
+            index, lookup = info
+            k = len(index)
             onehot = [0.0] * (k + 2)
             text = scalar_text(value)
-            onehot[k + 1 if text is None else info.get(text, k)] = 1.0
+            onehot[k + 1 if text is None else index.get(text, k)] = 1.0
             row += onehot
+            if lookup is not None:
+                values, unseen, missing = lookup
+                row += missing if text is None else values.get(text, unseen)
         else:
             dt = scalar_datetime(value)
             for part, fill in info:

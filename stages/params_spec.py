@@ -8,6 +8,8 @@ One declaration, SPEC below, used in two places:
 
 To add a knob, add a line to its section, e.g. under "train":  "max_leaves": Integer(min=2),
 Keys not declared here are not checked, nor are sections other than these (mlp checks gate: itself).
+Checks across the keys of a section (tune.space as a whole, a grid's size against tune.trials) are
+functions in SECTION_CHECKS, run after the section's keys.
 Checks that need the data are made by the stage when it runs: a test_size row count against the
 rows there are (split.py), the model kind against the task in schema.yaml (train.py).
 
@@ -20,6 +22,17 @@ SEED = {"min": 0, "max": 2**32 - 1}  # what numpy and scikit-learn accept as a s
 # The parts features.py can take from a datetime column (keep in step with its DATETIME_PARTS).
 DATETIME_PARTS = ("year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour", "minute")
 FORMATS = ("auto", "csv", "parquet", "jsonl", "sqlite")  # what sources.py reads
+# The metrics tuning can optimize, evaluate.py's names by task (tune.metric: auto is roc_auc or rmse).
+METRICS = {"classification": ("roc_auc", "log_loss", "accuracy", "balanced_accuracy", "f1_macro",
+                              "precision_macro", "recall_macro"),
+           "regression": ("rmse", "mae", "r2", "mape")}
+# The train params each model kind reads: what its search space (tune.space.KIND) may vary. Not xgboost's
+# n_estimators: early stopping on each fold chooses the number of trees.
+MODEL_PARAMS = {"xgboost": ("max_depth", "learning_rate", "subsample", "colsample_bytree", "min_child_weight"),
+                "random_forest": ("n_estimators", "max_depth"),
+                "logistic": ("C",),
+                "linear": ("C",)}
+SPACE_VALUE = "a list of values (like [4, 6]) or a range (like {low: 0.01, high: 0.3, log: true})"
 
 
 class Rule:
@@ -160,6 +173,7 @@ SPEC = {
         "impute": OneOf("median", "mean", "zero", "none"),
         "clip_quantiles": Rule(is_quantiles, "[lo, hi] with 0 <= lo < hi <= 1 (like [0.001, 0.999])", null=True),
         "max_categories": Integer(min=1),
+        "category_encoding": OneOf("target", "frequency", "onehot"),
     },
     "train": {
         # Which model fits which task (schema.yaml's task) is checked by train.py.
@@ -173,7 +187,106 @@ SPEC = {
         "min_child_weight": Number(min=0),
         "C": Number(above=0),
     },
+    "tune": {
+        "enabled": Boolean(),
+        "method": OneOf("tpe", "grid"),
+        "trials": Integer(min=1),
+        "folds": Integer(min=2),
+        "metric": OneOf("auto", *METRICS["classification"], *METRICS["regression"]),
+        "seed": Integer(**SEED),
+        "early_stopping_rounds": Integer(min=1),
+        "max_trees": Integer(min=1),
+        # Each kind's params, and the size of a grid, are checked by tune_problems below.
+        "space": Rule(lambda v: isinstance(v, dict) and len(v) > 0,
+                      "model kinds, each with its params' values or ranges (like {xgboost: {max_depth: [4, 6]}})"),
+    },
 }
+
+
+# --- tune.space: checks of the search space as a whole ---------------------------------------------
+
+def is_range(value):
+    return isinstance(value, dict)
+
+
+def space_value_problem(name, value):
+    """What is wrong with one param's search values (a list, or a range {low, high, log}), or None.
+    Each value must be one train.NAME allows."""
+    rule = SPEC["train"].get(name)
+    if isinstance(value, list):
+        if not value:
+            return "use a list of at least one value, or a range"
+        bad = [v for v in value if rule and not rule.allows(v)]
+        return f"each value must be {rule.expected}" if bad else None
+    if not is_range(value):
+        return f"use {SPACE_VALUE}"
+    unknown = sorted(set(value) - {"low", "high", "log"})
+    if unknown or "low" not in value or "high" not in value:
+        return f"a range has low, high and optionally log (like {{low: 0.01, high: 0.3, log: true}}), not {show(value)}"
+    low, high, log = value["low"], value["high"], value.get("log", False)
+    if rule and not (rule.allows(low) and rule.allows(high)):
+        return f"low and high must each be {rule.expected}"
+    if not (is_number(low) and is_number(high)):
+        return "low and high must be numbers"
+    if low > high:
+        return f"low ({low}) is above high ({high})"
+    if not isinstance(log, bool):
+        return "log must be true or false"
+    if log and low <= 0:
+        return "a log range needs low > 0"
+    return None
+
+
+def grid_size(space):
+    """The number of combinations of a grid: per model kind, the product of its lists' lengths."""
+    total = 0
+    for params in space.values():
+        n = 1
+        for values in (params or {}).values():
+            n *= len(values) if isinstance(values, list) else 1
+        total += n
+    return total
+
+
+def tune_problems(tune):
+    """The search space's kinds and values, and with tune.method: grid, its lists against tune.trials."""
+    space = tune.get("space")
+    if not isinstance(space, dict):
+        return []  # the space: rule has said what is wrong
+    found = []
+    for kind, params in space.items():
+        if kind not in MODEL_PARAMS:
+            found.append(f"tune.space.{kind} is not a model kind; use {', '.join(MODEL_PARAMS)}")
+            continue
+        if params is None:
+            continue  # the kind with train.* values as they are
+        if not isinstance(params, dict):
+            found.append(f"tune.space.{kind} is {show(params)}; use its params' values or ranges "
+                         f"(like {{{MODEL_PARAMS[kind][0]}: [...]}}), or {{}} for train.* as they are")
+            continue
+        for name, values in params.items():
+            key = f"tune.space.{kind}.{name}"
+            if kind == "xgboost" and name == "n_estimators":
+                found.append(f"{key}: early stopping on each fold chooses xgboost's number of trees; "
+                             "remove it (tune.max_trees caps the number)")
+                continue
+            if name not in MODEL_PARAMS[kind]:
+                found.append(f"{key}: {kind} has no param {name} to tune; use {', '.join(MODEL_PARAMS[kind])}")
+                continue
+            problem = space_value_problem(name, values)
+            if problem:
+                found.append(f"{key} is {show(values)}; {problem}")
+            elif tune.get("method") == "grid" and is_range(values):
+                found.append(f"{key} is a range, and a grid takes lists of values; "
+                             "use a list, or set tune.method to tpe")
+    trials = tune.get("trials")
+    if not found and tune.get("method") == "grid" and is_whole(trials) and trials > grid_size(space):
+        found.append(f"tune.trials is {trials}, more than the {grid_size(space)} combinations of the grid in "
+                     f"tune.space; set it to at most {grid_size(space)}, or add values")
+    return found
+
+
+SECTION_CHECKS = {"tune": tune_problems}
 
 
 # --- the checker (pure: it reads no file) ----------------------------------------------------------
@@ -181,6 +294,10 @@ SPEC = {
 def check_value(key, value):
     """What `key` (dotted, like "featurize.impute") allows, if `value` is not allowed; else None.
     None too for a key that is not declared."""
+    parts = key.split(".")
+    if len(parts) == 4 and parts[:2] == ["tune", "space"]:  # one param's search values: tune.space.KIND.NAME
+        problem = space_value_problem(parts[3], value)
+        return None if problem is None else SPACE_VALUE if problem.startswith("use ") else f"{SPACE_VALUE}: {problem}"
     section, _, name = key.partition(".")
     rule = SPEC.get(section, {}).get(name)
     if rule is None or rule.allows(value):
@@ -203,6 +320,8 @@ def problems(params, sections=None):
             expected = check_value(f"{section}.{name}", value)
             if expected:
                 found.append(f"{section}.{name} is {show(value)}; use {expected}")
+        if section in SECTION_CHECKS:
+            found.extend(SECTION_CHECKS[section](values))
     return found
 
 

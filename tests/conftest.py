@@ -42,6 +42,16 @@ DEPENDENCY_WHEELS = Path(sys.prefix) / "wheelhouse"
 SMALL_ROWS = 3000  # enough for every stage to have real work, small enough to keep the suite fast
 
 
+def load_stage(name: str):
+    """A stage file as a module of its own (stages/ is not put on sys.path for every other test)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"mlp_test_stage_{name}", REPO / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @dataclass
 class Result:
     code: int

@@ -43,7 +43,7 @@ def assert_failed(result, *needles: str) -> None:
 def test_up_to_date_project_passes(project):
     result = mlp(project, "check")
     assert result.code == 0, result.err
-    assert "Passed: all 8 stages match dvc.lock" in result.out
+    assert "Passed: all 9 stages match dvc.lock" in result.out
     # the same from a subfolder, as with git
     assert mlp(project / "stages", "check").code == 0
 
@@ -78,7 +78,7 @@ def test_results_not_committed_fail_until_committed(project):
 
 def test_never_run_project_fails(fresh_project):
     result = mlp(fresh_project, "check", "--format", "md")
-    assert_failed(result, "never run", "8 of 8 stages are out of date")
+    assert_failed(result, "never run", "9 of 9 stages are out of date")
     assert result.out.startswith("| checked")
 
 

@@ -17,7 +17,7 @@ from mlp.cli import cli
 FORMATS = ["table", "md", "json", "csv"]
 # Commands that print data (a table a script may want as JSON or CSV); every other command must be named in
 # OTHER with why it has no --format, so that a new command cannot slip through unclassified.
-DATA = {"status", "check", "compare", "log", "gate"}
+DATA = {"status", "check", "compare", "log", "gate", "sweep", "exp show"}
 OTHER = {
     "init": "prints what it created",
     "repro": "prints progress per stage as it runs",
@@ -27,6 +27,9 @@ OTHER = {
     "ci init": "writes a file",
     "serve": "runs a server",
     "deploy docker": "writes a build context",
+    "exp run": "prints progress, then the experiment's metrics",
+    "exp apply": "changes the workspace (or makes a branch)",
+    "exp remove": "removes experiments",
 }
 
 
@@ -82,11 +85,11 @@ def test_status_in_every_format(project: Path) -> None:
     table = list(csv.reader(io.StringIO(mlp(project, "status", "--format", "csv", check=True).out)))
     assert table[0] == ["stage", "state", "why"]
     assert dict((r[0], r[1]) for r in table[1:]) == {
-        "ingest": "ok", "validate": "ok", "prepare": "ok", "split": "ok", "featurize": "ok", "train": "stale",
+        "ingest": "ok", "validate": "ok", "prepare": "ok", "split": "ok", "featurize": "ok", "tune": "stale", "train": "stale",
         "evaluate": "stale", "package": "stale"}
     md = mlp(project, "status", "--format", "md", check=True).out
     assert md.splitlines()[0].startswith("| stage") and "train.max_depth 6 → 4" in md
-    assert "3 of 8 stages out of date" in mlp(project, "status", check=True).out
+    assert "4 of 9 stages out of date" in mlp(project, "status", check=True).out
     assert json.loads(mlp(project, "status", "--json", check=True).out) == as_json  # the old flag still works
 
 

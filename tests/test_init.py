@@ -22,7 +22,7 @@ def test_init_scaffolds_a_committed_dvc_project(fresh_template: Path) -> None:
     assert "mlp init" in git(root, "log", "--format=%s")
     assert "analytics = false" in (root / ".dvc/config").read_text().lower()
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    assert list(stages) == ["ingest", "validate", "prepare", "split", "featurize", "train", "evaluate", "package"]
+    assert list(stages) == ["ingest", "validate", "prepare", "split", "featurize", "tune", "train", "evaluate", "package"]
 
 
 def test_the_repositorys_own_pipeline_is_what_init_produces(fresh_template: Path) -> None:

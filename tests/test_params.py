@@ -148,6 +148,8 @@ KNOBS = {
                                   ([-0.1, 0.9], "0 <= lo"), ([0.1, 1.1], "hi <= 1"), ([0.1], "[lo, hi]"),
                                   (0.99, "[lo, hi]"), (["a", "b"], "[lo, hi]")]),
     "featurize.max_categories": ([1, 20], [(0, "a whole number >= 1"), (2.5, "a whole number"), ("20", "whole")]),
+    "featurize.category_encoding": (["target", "frequency", "onehot"],
+                                    [("mean", "one of target, frequency, onehot"), (None, "one of target")]),
     "train.model": (["xgboost", "random_forest", "logistic", "linear"],
                     [("svm", "one of xgboost, random_forest, logistic, linear"), (None, "one of xgboost")]),
     "train.seed": ([0, 7], [(-3, "a whole number >= 0"), (None, "a whole number")]),
@@ -158,13 +160,23 @@ KNOBS = {
     "train.colsample_bytree": ([0.5, 1], [(0, "a number > 0 and <= 1"), (2, "<= 1")]),
     "train.min_child_weight": ([0, 1, 2.5], [(-1, "a number >= 0"), (None, "a number >= 0")]),
     "train.C": ([0.01, 1, 100], [(0, "a number > 0"), (float("inf"), "a number > 0")]),
+    "tune.enabled": ([True, False], [("yes", "true or false")]),
+    "tune.method": (["tpe", "grid"], [("random", "one of tpe, grid")]),
+    "tune.trials": ([1, 30], [(0, "a whole number >= 1"), (2.5, "a whole number")]),
+    "tune.folds": ([2, 10], [(1, "a whole number >= 2"), ("5", "a whole number")]),
+    "tune.metric": (["auto", "roc_auc", "rmse", "f1_macro"], [("auc", "one of auto, roc_auc, log_loss")]),
+    "tune.seed": ([0, 42], [(-1, "a whole number >= 0")]),
+    "tune.early_stopping_rounds": ([1, 50], [(0, "a whole number >= 1")]),
+    "tune.max_trees": ([1, 2000], [(0, "a whole number >= 1")]),
+    "tune.space": ([{"xgboost": {"max_depth": [4, 6]}}, {"linear": None}],
+                   [(5, "model kinds, each with its params"), ({}, "model kinds"), ([1], "model kinds")]),
 }
 
 
 def test_every_declared_knob_is_covered_here() -> None:
     declared = {f"{section}.{name}" for section, rules in SPEC.SPEC.items() for name in rules}
     assert declared == set(KNOBS)
-    assert set(SPEC.SPEC) == {"ingest", "validate", "prepare", "split", "featurize", "train"}
+    assert set(SPEC.SPEC) == {"ingest", "validate", "prepare", "split", "featurize", "train", "tune"}
 
 
 @pytest.mark.parametrize("key", list(KNOBS))
@@ -219,7 +231,7 @@ def test_the_declaration_agrees_with_the_stages() -> None:
     assert SPEC.SPEC["featurize"]["impute"].expected.endswith(", ".join(literal(REPO / "stages/features.py", "IMPUTE")))
     kinds = literal(REPO / "stages/features.py", "MODEL_KINDS")
     assert SPEC.SPEC["train"]["model"].expected == "one of " + ", ".join(kinds)
-    assert {k for task in literal(REPO / "stages/train.py", "MODELS").values() for k in task} == set(kinds)
+    assert {k for task in literal(REPO / "stages/models.py", "MODELS").values() for k in task} == set(kinds)
     formats = set(literal(REPO / "stages/sources.py", "FORMATS").values())
     assert set(SPEC.FORMATS) == formats | {"auto"}
 

@@ -96,12 +96,20 @@ def penguins_raw(schema: dict, metrics: dict) -> None:
     is_feature(schema, "Island", ("categorical",))
 
 
+def presidential_elections(schema: dict, metrics: dict) -> None:
+    # 52 states, more than featurize.max_categories used to one-hot: the target encoding keeps every state's signal.
+    is_feature(schema, "state", ("categorical",))
+    is_feature(schema, "year", NUMBER)
+    is_feature(schema, "south", ("boolean",))
+
+
 CASES = {
     "titanic": ("classification", titanic),
     "auto-mpg": ("regression", auto_mpg),
     "seattle-weather": ("classification", seattle_weather),
     "hitters": ("regression", hitters),
     "penguins-raw": ("classification", penguins_raw),
+    "presidential-elections": ("regression", presidential_elections),
 }
 DATASETS = {d.name: d for d in quality.DATASETS}
 

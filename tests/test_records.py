@@ -5,7 +5,6 @@ is the pandas code on a one-row DataFrame built from that record, which is how a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -14,19 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-STAGES = Path(__file__).resolve().parent.parent / "stages"
+from conftest import load_stage
 
-
-def _stage(name: str):
-    """A stage file as a module of its own name (stages/ is not put on sys.path for every other test)."""
-    spec = importlib.util.spec_from_file_location(f"mlp_test_stage_{name}", STAGES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-contract = _stage("contract")
-features = _stage("features")
+contract = load_stage("contract")
+features = load_stage("features")
 
 DATES = ["2022-01-05", "2022-01-05T10:30:00", "2022-01-05 10:30", "2022-01-05T10:30:00Z", "2022-01-05T23:30:00+02:00",
          "2022-01-05T23:30:00-05:30", "2022-01-05T10:30:00+0200", "2022-01-05T10:30:00.123456789", "2022-01-05T10:30:59.5Z",
@@ -42,7 +32,6 @@ TEXTS = ["1", " 2 ", "2.0", "2.5", "-3", "+4", ".5", "5.", "1e3", "1E-3", "inf",
          "__missing__", "x" * 1000]
 VALUES = [None, True, False, float("nan"), float("inf"), float("-inf"), *NUMBERS, *TEXTS, *DATES]
 IDS = [repr(v)[:40] for v in VALUES]
-
 
 @pytest.fixture(scope="module")
 def featurizer() -> features.Featurizer:
@@ -61,14 +50,11 @@ def featurizer() -> features.Featurizer:
               "datetime_parts": list(features.DATETIME_PARTS)}
     return features.Featurizer.fit(train, schema, params)
 
-
 def bits(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
 
-
 def pandas_features(fz: features.Featurizer, records: list[dict]) -> np.ndarray:
     return fz.transform(pd.DataFrame.from_records(records) if records else pd.DataFrame()).to_numpy()
-
 
 @pytest.mark.parametrize("column", ["num", "int", "flag", "when", "cat", "code"])
 @pytest.mark.parametrize("value", VALUES, ids=IDS)
@@ -86,12 +72,10 @@ def test_features_of_one_value_are_those_of_transform(featurizer: features.Featu
     assert got.dtype == np.float32 and got.shape == expected.shape
     assert (bits(got) == bits(expected)).all(), dict(zip(featurizer.feature_names, zip(got[0], expected[0])))
 
-
 def test_absent_and_unknown_keys(featurizer: features.Featurizer) -> None:
     records = [{}, {"other": 1}, {"num": 2.0, "extra": "x"}]
     assert (bits(featurizer.transform_records(records)) == bits(pandas_features(featurizer, [{}, {}, {"num": 2.0}]))).all()
     assert featurizer.transform_records([]).shape == (0, len(featurizer.feature_names))
-
 
 SPECS = {
     "numeric": {"kind": "numeric", "nullable": True, "min": 0, "max": 1e9},
@@ -109,7 +93,6 @@ SPECS = {
     "excluded number": {"kind": "numeric", "role": "excluded", "max": 3},
 }
 
-
 @pytest.mark.parametrize("spec", sorted(SPECS))
 @pytest.mark.parametrize("value", VALUES, ids=IDS)
 def test_verdict_on_one_value_is_that_of_check_column(spec: str, value) -> None:
@@ -117,12 +100,10 @@ def test_verdict_on_one_value_is_that_of_check_column(spec: str, value) -> None:
     expected = sorted((rule, detail) for rule, detail, _ in contract.check_column(column, SPECS[spec])[0])
     assert sorted(contract.check_value(value, SPECS[spec])) == expected
 
-
 def test_nested_values_break_rule_type() -> None:
     for spec in SPECS.values():
         assert [rule for rule, _ in contract.check_value([1, 2], spec)] == ["type"]
         assert [rule for rule, _ in contract.check_value({"a": 1}, spec)] == ["type"]
-
 
 def test_check_record_missing_unknown_and_ignored_columns() -> None:
     columns = {"a": {"kind": "integer", "nullable": False}, "b": {"kind": "numeric", "nullable": True},
@@ -135,11 +116,9 @@ def test_check_record_missing_unknown_and_ignored_columns() -> None:
     assert problems == [("a", "missing", "the model reads it and it may not be missing"), ("b", "type", "expected numeric")]
     assert unknown == ["zz"]
 
-
 @pytest.fixture(scope="module")
 def churn_test(built_template: Path) -> tuple[features.Bundle, pd.DataFrame]:
     return features.load_bundle(str(built_template / "models")), pd.read_parquet(built_template / "data/split/test.parquet")
-
 
 def json_records(df: pd.DataFrame) -> list[dict]:
     """The rows as a client would send them: through JSON, dates as ISO strings, missing values as null."""
@@ -151,7 +130,6 @@ def json_records(df: pd.DataFrame) -> list[dict]:
         return v.item() if isinstance(v, np.generic) else v
     records = [{k: plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
     return json.loads(json.dumps(records))
-
 
 def test_churn_test_split_features_and_verdicts(churn_test: tuple[features.Bundle, pd.DataFrame]) -> None:
     bundle, df = churn_test

@@ -26,7 +26,7 @@ from mlp.samples import write_sample
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-STAGES = ["ingest", "validate", "prepare", "split", "featurize", "train", "evaluate", "package"]
+STAGES = ["ingest", "validate", "prepare", "split", "featurize", "tune", "train", "evaluate", "package"]
 CLASSIFICATION_KEYS = {"accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
                        "roc_auc", "log_loss"}
 REGRESSION_KEYS = {"rmse", "mae", "r2", "mape"}
@@ -485,9 +485,9 @@ def test_second_dvc_repro_runs_nothing_and_a_param_reruns_only_its_stage(churn: 
     assert "Running stage" not in out
     set_params(root, "train", max_depth=3)
     status = yaml.safe_load(cmd(root, "dvc", "status", "--json"))
-    assert list(status) == ["train"]
+    assert list(status) == ["tune", "train"]  # tune scores train.* as the defaults tuning must beat
     set_params(root, "featurize", max_categories=2)
-    assert sorted(yaml.safe_load(cmd(root, "dvc", "status", "--json"))) == ["featurize", "train"]
+    assert sorted(yaml.safe_load(cmd(root, "dvc", "status", "--json"))) == ["featurize", "train", "tune"]
 
 
 def test_train_and_evaluate_are_deterministic(churn: Path, tmp_path: Path) -> None:
@@ -558,7 +558,7 @@ def test_train_xgboost_grows_the_trees_of_the_scikit_learn_classes(monkeypatch) 
     import xgboost
 
     monkeypatch.syspath_prepend(str(REPO / "stages"))
-    train = load_module(REPO / "stages/train.py", "train_test")
+    models = load_module(REPO / "stages/models.py", "models_test")
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(2000, 4)).astype("float32"), columns=list("abcd"))
     X.iloc[::7, 1] = np.nan
@@ -570,12 +570,12 @@ def test_train_xgboost_grows_the_trees_of_the_scikit_learn_classes(monkeypatch) 
              ("classification", rng.integers(0, 3, 2000), 3, xgboost.XGBClassifier),
              ("regression", rng.normal(size=2000), 0, xgboost.XGBRegressor)]
     for task, y, n_classes, cls in cases:
-        ours = json.loads(train.train_xgboost(X, y, task, n_classes, p).save_raw("json"))
+        ours = json.loads(models.train_xgboost(X, y, task, n_classes, p).save_raw("json"))
         theirs = json.loads(cls(**sklearn_style).fit(X, y).get_booster().save_raw("json"))
         assert ours["learner"]["gradient_booster"] == theirs["learner"]["gradient_booster"], (task, n_classes)
         assert ours["learner"]["objective"] == theirs["learner"]["objective"]
     # In a fresh process, as the stage runs: xgboost without scikit-learn, which still imports afterwards.
-    code = ("import sys; sys.path.insert(0, 'stages'); import train; train.import_xgboost(); "
+    code = ("import sys; sys.path.insert(0, 'stages'); import models; models.import_xgboost(); "
             "print('sklearn' in sys.modules); import sklearn; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "ok"]

@@ -35,7 +35,7 @@ def test_installed_wheel_inits_and_runs_a_project(project_wheel: Path, tmp_path:
     mlp = str(env_dir / "bin" / "mlp")
     run([mlp, "init", "proj", "--rows", "500"], tmp_path, check=True)
     result = run([mlp, "repro"], tmp_path / "proj", check=True)
-    assert "8 of 8 stages ran" in result.out
+    assert "9 of 9 stages ran" in result.out
     # pip recorded a local wheel file (PEP 610), which a CI runner cannot reach: the release, and how to change it
     requirements = (tmp_path / "proj/requirements.txt").read_text().splitlines()
     assert requirements[1].startswith("# This mlp was installed from a file on this machine")
