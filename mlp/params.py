@@ -211,8 +211,9 @@ def check_overrides(path: Path, overrides: list[str], spec: ModuleType | None = 
             old = _lookup(plain, key)
         except KeyError:
             raise _unknown_key(key, flat) from None
-        _check_type(key, old, new)
         expected = _ask(spec, "check_value", key, new) if spec else None
+        if not isinstance(old, dict) or not expected:  # where a section stands, the declaration says more
+            _check_type(key, old, new)
         if expected:
             raise UsageError(f"-S {text.strip()}: {key} must be {expected}.")
         changes.append(ParamChange(key, flat.get(key, old), new))

@@ -53,7 +53,7 @@ def test_param_changed_without_rerun_names_the_param(project):
     result = mlp(project, "check")
     assert_failed(result, "train.max_depth 6 → 4", "out of date", "mlp repro")
     stale = {line.split()[0] for line in result.out.splitlines() if " stale " in line}
-    assert stale == {"train", "evaluate", "package"}  # the stages before train are not touched by a train param
+    assert stale == {"tune", "train", "evaluate", "package"}  # the stages before tune are not touched by a train param
     data = json.loads(mlp(project, "check", "--format", "json").out)
     assert data["status"] == "failed"
     train = next(s for s in data["stages"] if s["stage"] == "train")
@@ -97,7 +97,7 @@ def test_reproduce_passes_on_a_deterministic_pipeline_and_leaves_the_workspace_a
     assert result.code == 0, result.err
     data = json.loads(result.out)
     assert data["status"] == "passed" and data["differ"] == []
-    assert data["outputs_compared"] == 13 and data["data_from"] == "the local DVC cache"
+    assert data["outputs_compared"] == 14 and data["data_from"] == "the local DVC cache"
     assert data["commit"] == git(project, "rev-parse", "HEAD").strip()
     assert "ran       train" in result.err  # every stage really ran, none restored from the run cache
     assert "restored" not in result.err

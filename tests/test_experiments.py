@@ -108,12 +108,27 @@ def test_a_crashing_combination_is_reported_and_the_others_are_recorded(project:
     (["train.max_depth=3,4", "-j", "0"], "-j 0"),
     (["train.max_depth=3,4", "--name", "has space"], "cannot name an experiment"),
     ([], "give at least one KEY=V1,V2"),
+    (["tune.space.xgboost.max_depth=5,6"], "must be a list of values (like [4, 6]) or a range"),
+    (["tune.space.xgboost.max_depth={low: 9, high: 2}"], "low (9) is above high (2)"),
 ])
 def test_bad_sweeps_are_refused_before_anything_runs(project: Path, args: list[str], words: str) -> None:
     before = snapshot(project)
     result = mlp(project, "sweep", *args)
     assert result.code == 2, result.out + result.err
     assert result.err.count("\n") == 1 and result.err.startswith("Error: ") and words in result.err
+    assert exp_refs(project) == [] and snapshot(project) == before and no_sweep_left(project)
+
+
+def test_a_sweep_asking_more_trials_than_the_grid_has_is_refused(project: Path) -> None:
+    params = project / "params.yaml"
+    text = params.read_text().replace("method: tpe", "method: grid")
+    text = text[:text.index("  space:")] + "  space:\n    xgboost:\n      max_depth: [3, 4]\n"
+    params.write_text(text + "\n")
+    before = snapshot(project)
+    result = mlp(project, "sweep", "tune.enabled=true", "tune.trials=2,5")
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "tune.trials is 5, more than the 2 combinations of the grid" in result.err
+    assert "(in the combination tune.enabled=true tune.trials=5)" in result.err
     assert exp_refs(project) == [] and snapshot(project) == before and no_sweep_left(project)
 
 

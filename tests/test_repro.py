@@ -98,7 +98,7 @@ def test_changed_raw_data_reruns_from_ingest(project: Path) -> None:
 def test_edited_stage_script_reruns_it_and_what_follows(project: Path) -> None:
     script = project / "stages/featurize.py"
     code = script.read_text()
-    edit = "featurizer = Featurizer.fit(df, schema, params)"
+    edit = "Featurizer.fit(df, schema, params)"
     assert edit in code
     script.write_text(code.replace(edit, edit.replace("params)", '{**params, "max_categories": 2})')))
     result = mlp(project, "repro", check=True)
