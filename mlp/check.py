@@ -110,10 +110,8 @@ def reproduce(
     try:
         clone = Project(scratch / project.root.name)
         git.clone_at(project.root, clone.root, sha)
-        local_config = project.root / ".dvc" / "config.local"
-        if local_config.is_file():  # the user's own remote settings and credentials
-            shutil.copyfile(local_config, clone.root / ".dvc" / "config.local")
-        data_from = dvc_adapter.use_data(clone, cache)
+        dvc_adapter.share_cache(project, clone, cache)
+        data_from = dvc_adapter.use_data(clone)
         try:
             runs = dvc_adapter.reproduce(clone, force=True, on_start=on_start, on_done=on_done)
         except StageFailedError as exc:

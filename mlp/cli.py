@@ -17,14 +17,10 @@ from typing import Any
 import click
 
 from . import __version__, cli_experiments
-from .cli_options import FORMAT_OPTION, MODEL_OPTION, SET_PARAM_OPTION
+from .cli_options import FORMAT_OPTION, MODEL_OPTION, SET_PARAM_OPTION, echo_err
 from .errors import EXIT_ERROR, CheckFailed, MlpError
 
 DEBUG_FLAG = "--debug"
-
-
-def _echo_err(text: str) -> None:
-    click.echo(text, err=True, color=False if os.environ.get("NO_COLOR") else None)
 
 
 def _verdict(result: Any) -> None:
@@ -86,7 +82,7 @@ def init(path: Path, data: Path | None, target: str | None, task: str | None, ta
     result = init(path, sample=sample, rows=rows, force=force, data=data, target=target, task=task,
                       table=table, query=query, remote=remote, ci=ci, requirement=requirement)
     for note in result.notes:
-        _echo_err(f"Note: {note}")
+        echo_err(f"Note: {note}")
     click.echo(f"Created {result.root} ({result.rows} rows in {result.data}, commit {result.commit}).")
     if result.schema is not None:
         click.echo(render.schema_summary(result.schema))
@@ -116,7 +112,7 @@ def repro(stages: tuple[str, ...], force: bool, dry: bool, overrides: tuple[str,
 
     def started(name: str, changes: list) -> None:
         if sys.stderr.isatty() and not verbose:
-            _echo_err(f"running   {name} ...")
+            echo_err(f"running   {name} ...")
 
     result = repro(find_project(), list(stages) or None, force=force, dry=dry, overrides=list(overrides),
                    capture=not verbose, on_start=started, on_done=lambda r: click.echo(render.stage_run(r)))
@@ -183,7 +179,7 @@ def check(rebuild: bool, fmt: str) -> None:
 
     project = find_project()
     if rebuild:
-        result = reproduce(project, on_done=lambda r: _echo_err(render.stage_run(r)))
+        result = reproduce(project, on_done=lambda r: echo_err(render.stage_run(r)))
         click.echo(render.reproduce_report(result, fmt))
     else:
         result = check(project)
@@ -286,9 +282,9 @@ def ci_init(provider: str, requirement: str | None, force: bool) -> None:
 
     result = ci_init(find_project(), provider, force=force, requirement=requirement)
     for name in result.kept:
-        _echo_err(f"Note: kept your {name}; CI installs what it lists, so it must name mlp-pipeline.")
+        echo_err(f"Note: kept your {name}; CI installs what it lists, so it must name mlp-pipeline.")
     for note in result.notes:
-        _echo_err(f"Note: {note}")
+        echo_err(f"Note: {note}")
     click.echo(f"Wrote {', '.join(result.written)}. Commit it: git add {' '.join(result.written)} && git commit")
 
 
@@ -316,7 +312,7 @@ def predict(input_path: Path, output: Path, model: Path | None, chunk_rows: int,
     with _progress_line("scoring") as progress:
         result = predict_file(input_path, output, model=model, chunk_rows=chunk_rows, on_invalid=on_invalid, keep=keep,
                        progress=progress)
-    _echo_err(result.summary)
+    echo_err(result.summary)
 
 
 @contextlib.contextmanager
@@ -359,7 +355,7 @@ def deploy_docker(model: Path | None, output: Path | None, force: bool) -> None:
     from .deploy import write_docker
 
     recipe = write_docker(model, output, force=force)
-    _echo_err(f"Wrote {recipe.output}/ ({', '.join(recipe.files)}) for model {recipe.model_version}.")
+    echo_err(f"Wrote {recipe.output}/ ({', '.join(recipe.files)}) for model {recipe.model_version}.")
     click.echo(f"docker build -t mlp-model {recipe.output} && docker run --rm -p 8000:8000 mlp-model")
 
 
@@ -380,7 +376,7 @@ def sample(name: str, rows: int | None, seed: int, output: Path) -> None:
     from .samples import write_sample
 
     info = write_sample(name, output, rows=rows, seed=seed)
-    _echo_err(f"Wrote {output} ({info.name}: {info.task}, target '{info.target}').")
+    echo_err(f"Wrote {output} ({info.name}: {info.task}, target '{info.target}').")
 
 
 @cli.command()
@@ -410,7 +406,7 @@ def serve(model: Path | None, host: str, port: int, workers: int, log_file: Path
     def ready(started: Any) -> None:
         workers_note = f", {started.workers} workers" if started.workers > 1 else ""
         lineage = f" ({started.lineage})" if started.lineage else ""
-        _echo_err(f"Serving model {started.model_version}{lineage} on {started.url}{workers_note} "
+        echo_err(f"Serving model {started.model_version}{lineage} on {started.url}{workers_note} "
                   f"(docs: {started.url}/docs); Ctrl-C or SIGTERM stops it.")
 
     run_server(ServeOptions(str(model) if model else None, host, port, workers, str(log_file) if log_file else None,
@@ -450,24 +446,24 @@ def main(argv: list[str] | None = None) -> int:
     except click.UsageError as exc:
         # One line, like every other error, instead of click's three-line usage block.
         where = exc.ctx.command_path if exc.ctx else "mlp"
-        _echo_err(f"Error: {exc.format_message()} See '{where} --help'.")
+        echo_err(f"Error: {exc.format_message()} See '{where} --help'.")
         return EXIT_ERROR
     except click.ClickException as exc:
         exc.show()
         return EXIT_ERROR
     except click.exceptions.Abort:
-        _echo_err("Error: aborted.")
+        echo_err("Error: aborted.")
         return 130
     except KeyboardInterrupt:
-        _echo_err("Error: interrupted; nothing half-written is kept, run the command again to finish.")
+        echo_err("Error: interrupted; nothing half-written is kept, run the command again to finish.")
         return 130
     except Exception as exc:
         if debug:
             traceback.print_exc()
         details, message, code = _failure(exc)
         if details:
-            _echo_err(details)
-        _echo_err(f"Error: {message}")
+            echo_err(details)
+        echo_err(f"Error: {message}")
         return code
     return 0
 

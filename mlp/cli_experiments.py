@@ -10,14 +10,10 @@ from typing import Any
 
 import click
 
-from .cli_options import FORMAT_OPTION, SET_PARAM_OPTION
+from .cli_options import FORMAT_OPTION, SET_PARAM_OPTION, echo_err
 from .errors import MlpError
 
 NAME_HELP = "The experiment's name (default: one made from its params, so a rerun replaces it)."
-
-
-def _echo_err(text: str) -> None:
-    click.echo(text, err=True)
 
 
 def _failures(result: Any) -> MlpError:
@@ -58,7 +54,7 @@ def sweep(axes: tuple[str, ...], jobs: int, sample: int | None, seed: int, prefi
 
     project = find_project()
     planned = plan(project, list(axes), prefix=prefix, sample=sample, seed=seed)
-    say = _echo_err if fmt in ("json", "csv") else click.echo
+    say = echo_err if fmt in ("json", "csv") else click.echo
     say(f"{len(planned)} experiments, {min(jobs, len(planned))} at a time")
     result = run(project, planned, jobs,
                  on_prepared=lambda stages: stages and say(f"computed once for all: {', '.join(stages)}"),
@@ -102,7 +98,7 @@ def exp_run(overrides: tuple[str, ...], name: str | None) -> None:
     if result.failed:
         raise _failures(result)
     outcome = result.outcomes[0]
-    click.echo(f"Recorded experiment {outcome.name} ({render.sweep_progress(outcome, planned[0], 1, 1, None)[6:]})")
+    click.echo(f"Recorded experiment {outcome.name} ({render.experiment_line(outcome, planned[0], None)})")
     if outcome.metrics:
         click.echo("\n" + render.metrics_table(outcome.metrics))
     click.echo(f"\nCompare: mlp exp show    Take it: mlp exp apply {outcome.name}")

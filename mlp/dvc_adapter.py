@@ -12,6 +12,7 @@ import logging
 import os
 import posixpath
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -383,15 +384,25 @@ def cache_dir(project: Project) -> Path:
         return Path(repo.cache.local_cache_dir)
 
 
-def use_data(clone: Project, cache: Path) -> str:
-    """Point a fresh clone at the DVC cache `cache` and put its tracked data (`.dvc` files) in place: from that
-    cache, or pulled from the default DVC remote for what it lacks. Returns where the data came from."""
-    from dvc.exceptions import CheckoutError
-
+def share_cache(source: Project, clone: Project, cache: Path, links: str | None = None) -> None:
+    """Give a fresh clone of `source` the source's own local DVC settings (remotes, credentials: .dvc/config.local)
+    and point it at the DVC cache `cache`, linking outputs from it with `links` (DVC's cache.type) if given."""
+    local_config = source.root / ".dvc" / "config.local"
+    if local_config.is_file():
+        shutil.copyfile(local_config, clone.root / ".dvc" / "config.local")
     with open_repo(clone) as (repo, _):
         with repo.config.edit("local") as conf:
             conf["cache"]["dir"] = str(cache)
-    with open_repo(clone) as (repo, _):  # reopened: the new cache folder takes effect
+            if links:
+                conf["cache"]["type"] = links
+
+
+def use_data(clone: Project) -> str:
+    """Put a clone's tracked data (`.dvc` files) in place: from its DVC cache (see share_cache), or pulled from the
+    default DVC remote for what that lacks. Returns where the data came from."""
+    from dvc.exceptions import CheckoutError
+
+    with open_repo(clone) as (repo, _):  # opened anew: the cache folder share_cache set takes effect
         sources = [s.path for s in repo.index.stages if s.is_data_source]
         if not sources:
             return "no DVC-tracked data"

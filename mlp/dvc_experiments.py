@@ -73,13 +73,10 @@ def experiments(root: Path, baseline: str | None = None) -> list[ExpRef]:
     return found
 
 
-def use_shared_cache(clone: Project, cache: Path) -> None:
+def use_shared_cache(project: Project, clone: Project, cache: Path) -> None:
     """Point a clone at the project's DVC cache (outputs are linked from it, not copied) and put in place every
     output that cache has: the data, and the results of every stage that dvc.lock records."""
-    with dvc_adapter.open_repo(clone) as (repo, _):
-        with repo.config.edit("local") as conf:
-            conf["cache"]["dir"] = str(cache)
-            conf["cache"]["type"] = CLONE_LINKS
+    dvc_adapter.share_cache(project, clone, cache, CLONE_LINKS)
     with dvc_adapter.open_repo(clone) as (repo, _), contextlib.redirect_stdout(io.StringIO()):
         repo.checkout(allow_missing=True)
 

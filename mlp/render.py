@@ -345,18 +345,23 @@ def gate_report(result: Any, fmt: str = "table") -> str:
 # --- experiments and sweeps ---------------------------------------------------------------------------
 
 def _ordered(keys: Sequence[str]) -> list[str]:
+    """DESIGN.md's metric order first, the others as they came (the sort is stable)."""
     rank = {name: i for i, name in enumerate(METRIC_ORDER)}
-    return sorted(keys, key=lambda k: (rank.get(k, len(rank)), list(keys).index(k)))
+    return sorted(keys, key=lambda k: rank.get(k, len(rank)))
+
+
+def experiment_line(outcome: Any, planned: Any, metric: str | None) -> str:
+    """`ok      sweep-3f9a1c  roc_auc 0.8312  12.3s  train.max_depth=4`, or FAILED with the error."""
+    if not outcome.ok:
+        return f"FAILED  {outcome.name}  {_duration(outcome.seconds)}  {planned.label}: {outcome.error}"
+    value = (outcome.metrics or {}).get(metric) if metric else None
+    shown = f"{metric} {_cell(value)}  " if metric else ""
+    return f"ok      {outcome.name}  {shown}{_duration(outcome.seconds)}  {planned.label or '(no -S)'}"
 
 
 def sweep_progress(outcome: Any, planned: Any, done: int, total: int, metric: str | None) -> str:
-    """One line per finished experiment: `[ 3/12] ok  sweep-3f9a1c  roc_auc 0.8312  12.3s  train.max_depth=4`."""
-    head = f"[{done:>{len(str(total))}}/{total}]"
-    if not outcome.ok:
-        return f"{head} FAILED  {outcome.name}  {_duration(outcome.seconds)}  {planned.label}: {outcome.error}"
-    value = (outcome.metrics or {}).get(metric) if metric else None
-    shown = f"{metric} {_cell(value)}  " if metric else ""
-    return f"{head} ok      {outcome.name}  {shown}{_duration(outcome.seconds)}  {planned.label or '(no -S)'}"
+    """One line per finished experiment: `[ 3/12] ok      sweep-3f9a1c  roc_auc 0.8312  12.3s  ...`."""
+    return f"[{done:>{len(str(total))}}/{total}] {experiment_line(outcome, planned, metric)}"
 
 
 def sweep_summary(result: Any, fmt: str = "table") -> str:

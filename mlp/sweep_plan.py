@@ -12,7 +12,6 @@ import itertools
 import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from . import dvc_adapter, dvc_experiments
@@ -122,10 +121,6 @@ def plan(project: Project, axes_text: list[str], prefix: str = "sweep", sample: 
         many = next(a for a in axes if len(a.values) > 1)
         raise UsageError(f"-S {many.key}= gives {len(many.values)} values; `mlp exp run` runs one experiment, "
                          f"`mlp sweep {many.key}={','.join(many.texts)}` runs one per value.")
-    read = {k for keys in dvc_adapter.param_keys(project).values() for k in keys}
-    for axis in axes:
-        if not any(axis.key == k or axis.key.startswith(k + ".") for k in read):
-            _unread(project.params_path, axis.key)
     planned = grid(axes, prefix, sample, seed)
     if name is not None:  # `mlp exp run --name`: named by the user
         planned = [Planned(name, p.overrides, p.values) for p in planned]
@@ -137,18 +132,10 @@ def plan(project: Project, axes_text: list[str], prefix: str = "sweep", sample: 
             where = f" (in the combination {p.label})" if len(p.values) > 1 else ""
             message = exc.message.removeprefix("-S ") if not single else exc.message
             raise UsageError(f"{message.rstrip('.')}{where}; nothing was run.") from None
+    read = {k for keys in dvc_adapter.param_keys(project).values() for k in keys}
+    for axis in axes:  # every key exists (checked above); one that no stage reads would give identical results
+        if not any(axis.key == k or axis.key.startswith(k + ".") for k in read):
+            raise UsageError(f"{axis.key} is in params.yaml but no stage of dvc.yaml lists it under `params:`, so "
+                             "every experiment would be the same; add it to the stage that reads it, or sweep "
+                             "another key.")
     return planned
-
-
-def _unread(params_path: Path, key: str) -> None:
-    """The error for a swept key: no such param, or one that no stage reads (every experiment would be the same)."""
-    check_overrides(params_path, [])  # params.yaml itself parses
-    try:
-        check_overrides(params_path, [f"{key}=null"])
-    except UsageError as exc:
-        if "no such parameter" in exc.message:
-            raise UsageError(f"{exc.message.replace('-S ', '', 1)}; nothing was run.") from None
-    except MlpError:
-        pass
-    raise UsageError(f"{key} is in params.yaml but no stage of dvc.yaml lists it under `params:`, so every "
-                     "experiment would be the same; add it to the stage that reads it, or sweep another key.")

@@ -62,11 +62,8 @@ def build_clone(job: Job) -> Project:
         shutil.copy2(Path(job.source) / rel, target)
     for rel in job.deleted:
         (clone.root / rel).unlink(missing_ok=True)
-    local_config = root / ".dvc" / "config.local"
-    if local_config.is_file():  # the user's own remote settings and credentials
-        shutil.copyfile(local_config, clone.root / ".dvc" / "config.local")
     git.copy_identity(root, clone.root)  # the experiment's commit needs an author
-    dvc_experiments.use_shared_cache(clone, Path(job.cache))
+    dvc_experiments.use_shared_cache(Project(root), clone, Path(job.cache))
     return clone
 
 
