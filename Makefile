@@ -9,7 +9,7 @@ WHEELHOUSE := $(VENV)/wheelhouse
 DEMO_ROWS ?= 20000
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install wheelhouse demo test bench repro clean
+.PHONY: install wheelhouse sysdeps demo test bench repro clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,26 @@ $(WHEELHOUSE)/.ready: pyproject.toml $(STAMP)
 
 wheelhouse: $(WHEELHOUSE)/.ready
 
+# Debian packages the tests need beyond Python's (each package's name is also its command's): chromium opens
+# the monitor's HTML report headless. Installed when missing and root; otherwise the line says what to install.
+SYSDEPS := chromium
+
+sysdeps:
+	@missing=""; for p in $(SYSDEPS); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else \
+		echo "make sysdeps: missing$$missing; install as root: apt-get install$$missing" >&2; \
+	fi
+
 # A new project from the bundled churn sample, in the git-ignored folder demo/, run end to end.
 demo: install
 	rm -rf demo
 	$(BIN)/mlp init demo --rows $(DEMO_ROWS)
 	cd demo && ../$(BIN)/mlp repro
 
-test: install wheelhouse
+test: install wheelhouse sysdeps
 	$(BIN)/python -m pytest -q
 
 # This repository's own reference pipeline: the raw sample is regenerated (same bytes as data/raw/churn.csv.dvc).

@@ -6,6 +6,11 @@ rows exactly as the pipeline's evaluate stage did, wherever it is copied. Before
 file is checked against the sha256 list in meta.json: a bundle changed after training is refused and
 nothing in it is executed or unpickled.
 
+A bundle built for monitoring also holds profile.json (the reference profile, stages/data_profile.py), parsed at load
+as `profile`, and the code `mlp monitor` runs on new rows (data_profile.py, metrics.py). That code is loaded only
+when asked for (`monitor_code()`), so `mlp predict` and `mlp serve` pay nothing for it; a bundle built before
+monitoring has none of the three and still loads and scores.
+
 The version is the bundle's content hash, computed the way DVC hashes a folder, so it is the md5 that
 dvc.lock records for `models` (shortened): the same model has the same version in or out of a project.
 No DVC is imported here: a bundle copied to a server scores without DVC installed.
@@ -25,6 +30,7 @@ from .errors import DataError, ProjectError, UsageError
 
 DEFAULT_DIR = "models"
 CODE_FILES = ("features.py", "contract.py")
+PROFILE_FILE = "profile.json"
 VERSION_CHARS = 12
 
 
@@ -41,11 +47,42 @@ class LoadedBundle:
     md5: str  # the full content hash, as DVC writes it ("...dir")
     root: Path | None = None  # the project the command runs in, if any
     lineage: dict[str, Any] = field(default_factory=dict)
+    profile: dict[str, Any] | None = None  # profile.json; None for a bundle built before monitoring
+    _code: dict[str, types.ModuleType] = field(default_factory=dict, repr=False)
 
     @property
     def schema(self) -> dict[str, Any]:
         """The data contract the model was trained under."""
         return self.bundle.schema
+
+    @property
+    def profile_code(self) -> types.ModuleType | None:
+        """The bundle's data_profile.py (loaded on first use), None for a bundle built before monitoring."""
+        return self._optional_code("data_profile")
+
+    @property
+    def metrics_code(self) -> types.ModuleType | None:
+        """The bundle's metrics.py (loaded on first use), None for a bundle built before monitoring."""
+        return self._optional_code("metrics")
+
+    def monitor_code(self) -> tuple[types.ModuleType, types.ModuleType]:
+        """(data_profile.py, metrics.py) of the bundle, with its profile: what `mlp monitor` needs, or DataError."""
+        profile, metrics = self.profile_code, self.metrics_code
+        if profile is None or metrics is None or self.profile is None:
+            raise DataError(f"{self.path} was built before monitoring (it has no {PROFILE_FILE}, data_profile.py and "
+                            "metrics.py); rebuild it with `mlp repro`.")
+        return profile, metrics
+
+    def _optional_code(self, name: str) -> types.ModuleType | None:
+        if name not in self._code:
+            if f"{name}.py" not in (self.meta.get("files") or {}):
+                return None
+            try:
+                self._code[name] = _module(self.path, name, self.version)
+            except (ValueError, KeyError, OSError, SyntaxError, ImportError) as exc:
+                why = f"cannot load {self.path}/{name}.py: {exc}; rebuild the bundle with `mlp repro`."
+                raise DataError(why) from None
+        return self._code[name]
 
     def metadata(self) -> dict[str, Any]:
         """What /metadata and `--format json` show: version, lineage, contract, metrics, classes."""
@@ -151,7 +188,21 @@ def load(model: str | Path | None = None, cwd: Path | None = None) -> LoadedBund
     except (ValueError, KeyError, OSError, SyntaxError, ImportError) as exc:
         raise DataError(f"cannot load the bundle in {path}: {exc}") from None
     lineage = _lineage(root, path, md5) if root is not None else {}
-    return LoadedBundle(path, meta, bundle, features, contract, tag, md5, root, lineage)
+    return LoadedBundle(path, meta, bundle, features, contract, tag, md5, root, lineage, _profile(path, meta))
+
+
+def _profile(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """profile.json parsed, if the bundle lists it (its sha256 is checked with the other files)."""
+    if PROFILE_FILE not in meta["files"]:
+        return None
+    try:
+        profile = json.loads((path / PROFILE_FILE).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        why = f"{path}/{PROFILE_FILE} is not valid JSON ({exc}); rebuild the bundle with `mlp repro`."
+        raise DataError(why) from None
+    if not isinstance(profile, dict):
+        raise DataError(f"{path}/{PROFILE_FILE} is not a reference profile; rebuild the bundle with `mlp repro`.")
+    return profile
 
 
 def lineage_note(lineage: dict[str, Any]) -> str:

@@ -430,3 +430,77 @@ def _with_change(value: Any, d: Any) -> Any:
         return value
     mark = f" {VERDICT_MARK[d.verdict]}" if d.verdict else ""
     return f"{_cell(value)} ({d.diff:+.3g}{mark})"
+
+
+# --- monitor ------------------------------------------------------------------------------------------
+
+def _drift_rows(drifts: Sequence[Any]) -> list[list[Any]]:
+    return [[d.column, d.method, d.score, d.threshold, d.p_value,
+             f"{d.missing_reference:.1%} -> {d.missing_current:.1%}", d.current_rows,
+             "DRIFT" if d.drifted else "ok"] for d in drifts]
+
+
+DRIFT_COLUMNS = ["column", "test", "score", "threshold", "p-value", "missing", "rows", "drift"]
+
+
+def monitor_summary(report: Any) -> str:
+    """The one line an alert exits 1 with."""
+    return "monitor: " + "; ".join(report.alerts) if report.alerts else "monitor: no drift, no degradation"
+
+
+def monitor_report(report: Any, fmt: str = "table") -> str:
+    """`mlp monitor`: the columns' drift, the predictions', the windows, performance and serving health.
+
+    JSON is the whole report; CSV the drift table (columns, then predictions)."""
+    if fmt == "json":
+        return json.dumps(report.to_dict(), indent=2, default=str)
+    if fmt == "csv":
+        return rows(_drift_rows(report.columns) + _drift_rows(report.prediction), DRIFT_COLUMNS, fmt)
+    scored = f"; the model scored {report.scored_rows:,}" if report.scored_rows != report.rows else ""
+    parts = [f"monitor: {report.current} ({report.rows:,} rows{scored}) against {report.reference}, "
+             f"model {report.model_version}",
+             rows(_drift_rows(report.columns), DRIFT_COLUMNS, fmt)]
+    notes = [f"not scored: {name}: {why}" for name, why in report.skipped]
+    drifted = sum(c.drifted for c in report.columns)
+    notes.append(f"dataset drift: {'YES' if report.dataset_drift else 'no'} ({drifted} of {len(report.columns)} "
+                 f"columns, {report.drift_share:.0%}; threshold {report.drift_share_threshold:.0%})")
+    parts.append("\n".join(notes))
+    if report.prediction:
+        parts.append(rows(_drift_rows(report.prediction), ["prediction", *DRIFT_COLUMNS[1:]], fmt))
+    if report.windows:
+        parts.append(rows([[w.label, w.rows, len(w.drifted_columns), f"{w.drift_share:.0%}",
+                            "YES" if w.dataset_drift else "no", ", ".join(w.drifted_columns[:4])]
+                           for w in report.windows],
+                          ["window", "rows", "drifted", "share", "dataset drift", "columns"], fmt))
+    if report.performance is not None:
+        parts.append(_performance_text(report.performance, fmt))
+    if report.serving is not None:
+        parts.append(_serving_text(report.serving, fmt))
+    parts.append("\n".join(f"ALERT: {a}" for a in report.alerts) or "no drift, no degradation")
+    return "\n\n".join(parts)
+
+
+def _performance_text(perf: Any, fmt: str) -> str:
+    rules = {r.metric: r for r in perf.rules}
+    body = [[name, value, perf.reference.get(name), f"{rules[name].rule} {_cell(rules[name].threshold)}"
+             if name in rules else None, ("FAILED" if rules[name].result == "failed" else rules[name].result)
+             if name in rules else None] for name, value in perf.metrics.items()]
+    head = f"performance ({perf.kind} on {perf.rows:,} rows; against the test set)"
+    text = rows(body, ["metric", perf.kind, "test set", "rule", "result"], fmt)
+    return "\n".join([head, text] + ([f"note: {perf.note}"] if perf.note else []))
+
+
+def _serving_text(serving: Any, fmt: str) -> str:
+    def line(label: str, w: Any) -> list[Any]:
+        errors = ", ".join(f"{status}: {n}" for status, n in sorted(w.errors.items())) or None
+        lat = w.latency_ms or {}
+        return [label, w.requests, w.rows, errors, f"{w.error_share:.1%}", lat.get("p50"), lat.get("p95"),
+                lat.get("p99")]
+
+    body = [line(f"{w.start} .. {w.end}", w) for w in serving.windows] if len(serving.windows) > 1 else []
+    body.append(line("all", serving.overall))
+    text = rows(body, ["serving", "requests", "rows", "errors", "error share", "p50 ms", "p95 ms", "p99 ms"], fmt)
+    trend = {k: v for k, v in (serving.trend or {}).items() if v is not None}
+    if trend:
+        text += "\ntrend (last window minus first): " + ", ".join(f"{k} {v:+.4g}" for k, v in trend.items())
+    return text

@@ -8,7 +8,8 @@
 - cross_validate(kind, params, folds, ...): the fold scores of one param set. xgboost with early stopping
   adds trees until the fold's validation score stops improving; the number of trees is then the folds'
   mean best number, and every fold is scored with that many trees (the model train.py will fit).
-- score(metric, y, pred): evaluate.py's metrics, by the same definitions; GREATER: which are better higher.
+- score(metric, y, pred) comes from stages/metrics.py: evaluate.py's metrics, the same code; GREATER: which are
+  better higher.
 """
 import math
 import warnings
@@ -19,6 +20,7 @@ import numpy as np
 from common import fail, threads
 from encoding import fit_encodings
 from features import Featurizer
+from metrics import score
 from models import make_model, predict, train_xgboost
 
 GREATER = {"roc_auc": True, "accuracy": True, "balanced_accuracy": True, "f1_macro": True,
@@ -62,34 +64,6 @@ def fold_features(df, target, y, schema, featurize_params, folds):
         out.append((features.to_numpy(np.float32), y[train_rows],
                     featurizer.transform(valid).to_numpy(np.float32), y[valid_rows]))
     return out
-
-
-def score(metric, y, pred):
-    """One metric as evaluate.py defines it; pred: class probabilities (rows x classes) or numbers."""
-    from sklearn import metrics as skm
-
-    if metric == "rmse":
-        return math.sqrt(skm.mean_squared_error(y, pred))
-    if metric in ("mae", "r2", "mape"):
-        return {"mae": skm.mean_absolute_error, "r2": skm.r2_score,
-                "mape": skm.mean_absolute_percentage_error}[metric](y, pred)
-    if metric == "log_loss":
-        return skm.log_loss(y, pred, labels=np.arange(pred.shape[1]))
-    if metric == "roc_auc":  # binary: the positive class; multi-class: one-vs-rest over the classes present
-        present = np.unique(y)
-        if len(present) < 2:
-            return float("nan")
-        if pred.shape[1] == 2:
-            return skm.roc_auc_score(y, pred[:, 1])
-        return float(np.mean([skm.roc_auc_score(y == c, pred[:, c]) for c in present]))
-    labels = pred.argmax(axis=1)
-    if metric == "accuracy":
-        return skm.accuracy_score(y, labels)
-    if metric == "balanced_accuracy":
-        return skm.balanced_accuracy_score(y, labels)
-    average = {"average": "macro", "zero_division": 0}
-    return {"f1_macro": skm.f1_score, "precision_macro": skm.precision_score,
-            "recall_macro": skm.recall_score}[metric](y, labels, **average)
 
 
 def mean_score(fold_scores):

@@ -2,7 +2,7 @@
 
 The bundle (data/model/, loaded with features.load_bundle) takes raw rows, exactly as `mlp predict`
 and `mlp serve` will give it, so these metrics are the metrics of the model that ships.
-Writes reports/metrics.json: flat test-set metrics
+Writes reports/metrics.json: flat test-set metrics (defined in stages/metrics.py)
   classification: accuracy, balanced_accuracy, precision_macro, recall_macro, f1_macro,
                   roc_auc (binary: the positive class; multi-class: one-vs-rest macro), log_loss
   regression:     rmse, mae, r2, mape
@@ -20,6 +20,7 @@ from sklearn import metrics as skm
 
 from common import fail, read_parquet, replace_dir, write_csv, write_json
 from features import load_bundle
+from metrics import classification_metrics, regression_metrics
 
 MODELS = "data/model"  # the bundle train.py wrote (package.py ships the same files in models/)
 TRAIN = "data/split/train.parquet"
@@ -28,49 +29,6 @@ METRICS = "reports/metrics.json"
 PLOTS = "reports/plots"
 ROC_POINTS = 200        # enough for a smooth curve, small enough for a readable diff
 RESIDUAL_ROWS = 5000    # a fixed-seed sample keeps the scatter plot light
-
-
-def rounded(x):
-    x = float(x)
-    return None if not np.isfinite(x) else float(f"{x:.6g}")
-
-
-def classification_metrics(y, proba):
-    """y: true labels as 0..k-1; proba: (rows, k) probabilities."""
-    k = proba.shape[1]
-    pred = proba.argmax(axis=1)
-    # Macro averages run over the classes in the test rows or the predictions (scikit-learn's default), so a
-    # rare class with no test rows does not count as a zero, as it does not in balanced_accuracy either.
-    m = {
-        "accuracy": skm.accuracy_score(y, pred),
-        "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
-        "precision_macro": skm.precision_score(y, pred, average="macro", zero_division=0),
-        "recall_macro": skm.recall_score(y, pred, average="macro", zero_division=0),
-        "f1_macro": skm.f1_score(y, pred, average="macro", zero_division=0),
-        "log_loss": skm.log_loss(y, proba, labels=np.arange(k)),
-        "roc_auc": roc_auc(y, proba),
-    }
-    return {name: rounded(v) for name, v in m.items()}
-
-
-def roc_auc(y, proba):
-    """Binary: AUC of the positive class. Multi-class: one-vs-rest AUC averaged over the classes that
-    have test rows (a class with none has no AUC; leaving it out keeps the metric defined)."""
-    if proba.shape[1] == 2:
-        return skm.roc_auc_score(y, proba[:, 1]) if len(np.unique(y)) == 2 else float("nan")
-    present = np.unique(y)
-    if len(present) < 2:
-        return float("nan")
-    return float(np.mean([skm.roc_auc_score(y == c, proba[:, c]) for c in present]))
-
-
-def regression_metrics(y, pred):
-    return {name: rounded(v) for name, v in {
-        "rmse": np.sqrt(skm.mean_squared_error(y, pred)),
-        "mae": skm.mean_absolute_error(y, pred),
-        "r2": skm.r2_score(y, pred),
-        "mape": skm.mean_absolute_percentage_error(y, pred),
-    }.items()}
 
 
 def roc_points(y, proba):

@@ -184,7 +184,8 @@ def test_each_stage_writes_outputs_of_the_right_shape(churn: Path) -> None:
 
     meta = read_json(churn / "models/meta.json")
     assert sorted(p.name for p in (churn / "models").iterdir()) == [
-        "contract.py", "features.py", "featurizer.json", "meta.json", "model.json", "schema.yaml"]
+        "contract.py", "features.py", "featurizer.json", "meta.json", "metrics.py", "model.json", "profile.json",
+        "data_profile.py", "schema.yaml"]
     assert meta["task"] == "classification" and meta["target"] == "churned" and meta["classes"] == [0, 1]
     assert meta["model"] == "xgboost" and meta["feature_names"] == featurizer["feature_names"]
     assert meta["input_columns"][0] == {"name": "signup_date", "kind": "datetime"}  # schema order
@@ -235,6 +236,10 @@ def test_regression(diabetes: Path) -> None:
     assert np.allclose(residuals["actual"] - residuals["predicted"], residuals["residual"], atol=1e-3)
     meta = read_json(diabetes / "models/meta.json")
     assert meta["task"] == "regression" and meta["classes"] is None and meta["model_file"] == "model.joblib"
+    profile = read_json(diabetes / "models/profile.json")  # a regression's predictions are numbers, uncalibrated
+    assert profile["prediction"]["kind"] == "numeric" and profile["prediction"]["count"] == metrics["rows"]["test"]
+    assert profile["probability"] is None and profile["calibration"] is None
+    assert profile["columns"]["sex"]["values"].keys() == {"1", "2"}  # an integer-coded category, as text
 
 
 def test_linear_regression_gets_a_scaler_and_importance(diabetes: Path, tmp_path: Path) -> None:
@@ -258,6 +263,9 @@ def test_multiclass_with_string_labels(iris: Path) -> None:
     test = pd.read_parquet(iris / "data/split/test.parquet")
     assert set(bundle.predict(test)) <= set(bundle.classes)
     assert bundle.predict_proba(test).shape == (len(test), 3)
+    profile = read_json(iris / "models/profile.json")  # multi-class: no single probability, a curve per class
+    assert profile["probability"] is None and list(profile["calibration"]["classes"]) == bundle.classes
+    assert set(profile["prediction"]["values"]) <= set(bundle.classes)
 
 
 def test_time_split_puts_the_newest_rows_in_the_test_set(churn: Path, tmp_path: Path) -> None:
@@ -493,8 +501,9 @@ def test_second_dvc_repro_runs_nothing_and_a_param_reruns_only_its_stage(churn: 
 def test_train_and_evaluate_are_deterministic(churn: Path, tmp_path: Path) -> None:
     root = tmp_path / "again"
     shutil.copytree(churn, root, symlinks=True)
-    files = ["models/model.json", "models/meta.json", "models/featurizer.json", "reports/metrics.json",
-             "reports/plots/roc.csv", "reports/plots/confusion.csv", "reports/plots/importance.csv"]
+    files = ["models/model.json", "models/meta.json", "models/featurizer.json", "models/profile.json",
+             "reports/metrics.json", "reports/plots/roc.csv", "reports/plots/confusion.csv",
+             "reports/plots/importance.csv"]
     before = {f: md5(root / f) for f in files}
     stage(root, "train")
     stage(root, "evaluate")
