@@ -75,20 +75,16 @@ def monitor_current(current: str | Path, model: str | Path | None = None, refere
     from . import bundle, monitor_data
 
     spec = monitor_data.parse_window(window)
-    path, root = bundle.find_bundle(model, cwd)
-    meta = _meta(path) or bundle.load(model, cwd).meta  # not a bundle: load says what is wrong
-    options, gate_rules, overrides = _settings(root)
-    preload = _preload_model_libraries()  # xgboost's import takes as long as reading a million rows: overlap them
-    inputs = {c["name"]: c["kind"] for c in meta["input_columns"]}
-    target = meta["target"]
-    time_column = options.time_column or ((meta.get("params") or {}).get("split") or {}).get("time_column")
-    null_values = ((meta.get("params") or {}).get("ingest") or {}).get("null_values")
-    data = monitor_data.read_current(current, [*inputs, target], null_values,
-                                     time_column if spec and spec[0] == "seconds" else None)
-    preload.join()
+    options, gate_rules, overrides = _settings(bundle.find_bundle(model, cwd)[1])
     loaded = bundle.load(model, cwd)
     profile, profile_name = _profile(loaded, reference)
     profile_code, metrics_code = loaded.monitor_code()
+    meta = loaded.meta
+    inputs = {c["name"]: c["kind"] for c in meta["input_columns"]}
+    time_column = options.time_column or ((meta.get("params") or {}).get("split") or {}).get("time_column")
+    null_values = ((meta.get("params") or {}).get("ingest") or {}).get("null_values")
+    data = monitor_data.read_current(current, [*inputs, meta["target"]], null_values,
+                                     time_column if spec and spec[0] == "seconds" else None)
     _check_columns(data, list(inputs), loaded)
     if spec and spec[0] == "seconds" and data.times is None:
         raise UsageError(f"--window {window} needs a time column, and {data.path.name} has none the model knows "
@@ -125,31 +121,6 @@ def monitor_current(current: str | Path, model: str | Path | None = None, refere
                            share >= options.drift_share, timeline if spec else [], performance, serving)
     report.alerts = _alerts(report, options)
     return report
-
-
-def _meta(path: Path) -> dict[str, Any]:
-    """The bundle's meta.json, read before anything heavy: which columns to read (bundle.load checks it all)."""
-    try:
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-        return meta if isinstance(meta, dict) and isinstance(meta.get("input_columns"), list) else {}
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {}
-
-
-def _preload_model_libraries() -> Any:
-    """Import pandas and xgboost on a thread while the main thread reads CURRENT (pyarrow reads without the GIL)."""
-    import threading
-
-    def load() -> None:
-        try:
-            import pandas  # noqa: F401
-            import xgboost  # noqa: F401
-        except ImportError:  # bundle.load says what is missing
-            pass
-
-    thread = threading.Thread(target=load, name="mlp-monitor-imports", daemon=True)
-    thread.start()
-    return thread
 
 
 def _profile(loaded: Any, reference: str | Path | None) -> tuple[dict[str, Any], str]:

@@ -21,7 +21,8 @@ class Performance:
     rules: list[Any] = field(default_factory=list)  # gate.RuleResult, the gate's rules against the test metrics
     degraded: bool = False
     note: str | None = None
-    errors: dict[str, float] = field(default_factory=dict)  # standard error of each judged metric: both samples'
+    errors: dict[str, float] = field(default_factory=dict)  # per metric with a broken rule: the standard error of
+    # its change against the test metric (both are samples), or of its value alone for a rule without a baseline
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "rows": self.rows, "metrics": self.metrics, "reference": self.reference,
@@ -133,7 +134,7 @@ def judge(kind: str, rows: int, metrics: dict[str, float], reference: dict[str, 
     flat_ref = diffs.flatten(reference)
     result = gate.evaluate(rules, current, flat_ref, None, overrides, rev=REFERENCE)
     noise: dict[str, float] = {}
-    for metric in {r.metric for r in rules}:
+    for metric in sorted({r.metric for r in result.results if r.result == "failed"}):  # bootstrapping costs
         error = errors(metric) if errors is not None else None
         if error is not None and test_rows and rule_has_baseline(result.results, metric):
             error = (error ** 2 * (1 + rows / test_rows)) ** 0.5  # the test metric is a sample too

@@ -482,12 +482,14 @@ def monitor_report(report: Any, fmt: str = "table") -> str:
 
 def _performance_text(perf: Any, fmt: str) -> str:
     rules = {r.metric: r for r in perf.rules}
-    body = [[name, value, perf.reference.get(name), f"{rules[name].rule} {_cell(rules[name].threshold)}"
-             if name in rules else None, ("FAILED" if rules[name].result == "failed" else rules[name].result)
-             if name in rules else None] for name, value in perf.metrics.items()]
+    body = [[name, value, (perf.errors or {}).get(name), perf.reference.get(name),
+             f"{rules[name].rule} {_cell(rules[name].threshold)}" if name in rules else None,
+             ("FAILED" if rules[name].result == "failed" else rules[name].result) if name in rules else None]
+            for name, value in perf.metrics.items()]
     head = f"performance ({perf.kind} on {perf.rows:,} rows; against the test set)"
-    text = rows(body, ["metric", perf.kind, "test set", "rule", "result"], fmt)
-    return "\n".join([head, text] + ([f"note: {perf.note}"] if perf.note else []))
+    text = rows(body, ["metric", perf.kind, "s.e. of change", "test set", "rule", "result"], fmt)
+    notes = [f"{r.metric} {r.rule}: {r.note}" for r in perf.rules if r.note]
+    return "\n".join([head, text] + notes + ([f"note: {perf.note}"] if perf.note else []))
 
 
 def _serving_text(serving: Any, fmt: str) -> str:

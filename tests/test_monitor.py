@@ -246,12 +246,13 @@ def test_monitor_settings_come_from_params_yaml(monitored: Path, fresh: pd.DataF
     assert code == 1 and _drifted(report) == ["region"]
     params = root / "params.yaml"
     text = params.read_text()
-    params.write_text(text + "\nmonitor:\n  jensenshannon: 0.9\n")
+    assert "\n  jensenshannon: 0.1 " in text and "\n  alert: columns " in text  # the scaffold's monitor: section
+    params.write_text(text.replace("\n  jensenshannon: 0.1 ", "\n  jensenshannon: 0.9 "))
     code, report = _report(root, path)
     assert code == 0 and _drifted(report) == [], report["alerts"]
-    params.write_text(text + "\nmonitor:\n  alert: dataset\n")
+    params.write_text(text.replace("\n  alert: columns ", "\n  alert: dataset "))
     code, report = _report(root, path)
     assert code == 0 and _drifted(report) == ["region"] and not report["dataset_drift"], report["alerts"]
-    params.write_text(text + "\nmonitor:\n  wasserstein: lots\n")
+    params.write_text(text.replace("\n  wasserstein: 0.1 ", "\n  wasserstein: lots "))
     bad = mlp(root, "monitor", str(path))
     assert bad.code == 2 and "params.yaml monitor.wasserstein: 'lots' is not a number" in bad.err
