@@ -207,8 +207,9 @@ class TreeSampler:
                 for name, s in self.stages.items()}
 
 
-def measure(cmd: list[str], cwd: Path, log: Path) -> Measurement:
-    """Run `cmd` in a fresh wrapper process, sampling its process tree every 50 ms."""
+def measure(cmd: list[str], cwd: Path, log: Path, ok: tuple[int, ...] = (0,)) -> Measurement:
+    """Run `cmd` in a fresh wrapper process, sampling its process tree every 50 ms; an exit code not in `ok`
+    stops the benchmark (`mlp monitor` exits 1 when it finds drift: a result, not a failure)."""
     wait_for_quiet()
     machine_before, own_before = busy_cpu_s(), psutil.Process().cpu_times()
     wrapper = subprocess.Popen([PYTHON, "-c", WRAPPER, str(log), *cmd], cwd=cwd, env=bench_env(),
@@ -222,7 +223,7 @@ def measure(cmd: list[str], cwd: Path, log: Path) -> Measurement:
     sampling_s = own_after.user + own_after.system - own_before.user - own_before.system
     other_cpu_s = max(busy_cpu_s() - machine_before - report["cpu_s"] - sampling_s, 0.0)
     text = log.read_text(encoding="utf-8", errors="replace")
-    if report["returncode"] != 0:
+    if report["returncode"] not in ok:
         sys.exit(f"bench: `{' '.join(cmd)}` failed in {cwd} (exit {report['returncode']}):\n{text[-3000:]}")
     # getrusage's figure is exact for the largest single process: the tree's peak is at least that.
     tree_peak = max(sampler.tree_peak, report["maxrss"])

@@ -23,6 +23,9 @@
              with the experiments each side lost (bench/sweep.py).
 9. tuning    a tuned train (30 trials, 5 folds) against the untuned train on a 10,000-row project, alternated
              (bench/tuning.py).
+10. monitor  `mlp monitor` on 1M rows against a bare pyarrow read and Evidently's data-drift report (wall time,
+             peak memory), and which columns each of mlp and Evidently flags on shifted and unshifted data
+             (bench/monitor.py).
 
 Results: a table on stdout, bench/out/results.json, and the results section of BENCHMARKS.md (full
 run only; `--quick` leaves BENCHMARKS.md alone). Everything generated goes under bench/out/.
@@ -55,6 +58,7 @@ import psutil
 
 import compare
 import init_data
+import monitor
 import predict
 import serve
 import sweep
@@ -93,7 +97,8 @@ LOOP_PARAM = "learning_rate"
 LOOP_VALUES = (0.06, 0.07, 0.08, 0.09, 0.04)
 # `--only NAME`: the benchmarks that run alone, each a module's bench(quick) -> (results, details)
 ONLY = {"history": compare.bench, "serve": serve.bench, "predict": predict.bench, "sweep": sweep.bench,
-        "tuning": tuning.bench}
+        "tuning": tuning.bench, "monitor": monitor.bench}
+ONLY_LINES = {"monitor": monitor.lines}  # `--only NAME` prints these details too (the side-by-side table)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,6 +462,8 @@ def markdown(results: list[Result], details: dict, info: dict, command: str, dat
         "",
         *tuning.lines(details["tuning"]),
         "",
+        *monitor.lines(details["monitor"]),
+        "",
         "### Every timed run, seconds",
         "",
         f"- `mlp --help`: {', '.join(f'{t:.3f}' for t in details['help']['runs']['mlp'])}",
@@ -498,6 +505,8 @@ def run_only(name: str, quick: bool) -> None:
               "results": [{**asdict(r), "ratio": r.ratio} for r in found], "details": details}
     (OUT / f"results-{name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print_results(found, details)
+    if name in ONLY_LINES:
+        print("\n" + "\n".join(ONLY_LINES[name](details)))
     print(f"\nbench: {report['total_s']:.0f} s; figures in {OUT / f'results-{name}.json'}; BENCHMARKS.md left alone")
 
 
@@ -541,14 +550,17 @@ def main() -> None:
     sweep_results, sweep_details = sweep.bench(args.quick)
     print("bench: a tuned train (30 trials, 5 folds) against the untuned one, on 10,000 rows ...", flush=True)
     tuning_results, tuning_details = tuning.bench(args.quick)
+    print("bench: mlp monitor on 1M rows against pyarrow and Evidently, and side by side with Evidently ...",
+          flush=True)
+    monitor_results, monitor_details = monitor.bench(args.quick)
 
     results = [help_result, noop_result, *pipe_results, *large_results, loop_result, *init_results,
                *history_results, *serve_results, *predict_results, *sweep_results,
-               *tuning_results]
+               *tuning_results, *monitor_results]
     details = {"help": help_details, "noop": noop_details, "pipeline": pipe_details, "pipeline_large": large_details,
                "loop": loop_details, "init_data": init_details, "history": history_details,
                "serve": serve_details, "predict": predict_details, "sweep": sweep_details,
-               "tuning": tuning_details}
+               "tuning": tuning_details, "monitor": monitor_details}
     info = machine()
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     report = {

@@ -135,33 +135,45 @@ def write_bodies() -> dict[str, Path]:
     return files
 
 
-def bench_extra() -> list[str]:
-    """The bench-only extra of pyproject.toml (MLflow): declared there, installed only into MLflow's own venv."""
+def bench_extra(package: str) -> list[str]:
+    """The requirements of the bench-only extra of pyproject.toml that name `package` (the extra holds each
+    baseline tool, and each goes into a venv of its own: MLflow here, Evidently in bench/monitor.py)."""
     with (ROOT / "pyproject.toml").open("rb") as f:
-        return tomllib.load(f)["project"]["optional-dependencies"]["bench"]
+        extra = tomllib.load(f)["project"]["optional-dependencies"]["bench"]
+    return [r for r in extra if re.match(r"[A-Za-z0-9._-]+", r).group(0).lower() == package.lower()]
 
 
-def mlflow_venv() -> tuple[Path | None, str]:
-    """The python of a venv with MLflow under bench/out/ (made once), or None and why not."""
-    python = MLFLOW_VENV / "bin" / "python"
-    marker = MLFLOW_VENV / ".installed"
-    if marker.exists():
-        return python, ""
-    print("bench:   installing MLflow into its own venv (bench/out/serve/mlflow-venv) ...", flush=True)
-    shutil.rmtree(MLFLOW_VENV, ignore_errors=True)
+def same_as_main(names: tuple[str, ...]) -> list[str]:
+    """`name==version` of the main venv for each name it has (the bare name where it lacks it)."""
     pins = []
-    for name in SAME_AS_MAIN:
+    for name in names:
         try:
             pins.append(f"{name}=={version(name)}")
         except PackageNotFoundError:
             pins.append(name)
-    for cmd in ([sys.executable, "-m", "venv", str(MLFLOW_VENV)],
-                [str(python), "-m", "pip", "install", "-q", *bench_extra(), *pins]):
+    return pins
+
+
+def own_venv(folder: Path, requirements: list[str], label: str) -> tuple[Path | None, str]:
+    """The python of a venv under bench/out/ with `requirements` installed (made once), or None and why not."""
+    python = folder / "bin" / "python"
+    marker = folder / ".installed"
+    if marker.exists():
+        return python, ""
+    print(f"bench:   installing {label} into its own venv ({folder.relative_to(ROOT)}) ...", flush=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    for cmd in ([sys.executable, "-m", "venv", str(folder)],
+                [str(python), "-m", "pip", "install", "-q", *requirements]):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             return None, f"`{' '.join(cmd[:5])} ...` failed: {proc.stderr.strip().splitlines()[-1:]}"
     marker.touch()
     return python, ""
+
+
+def mlflow_venv() -> tuple[Path | None, str]:
+    """The python of a venv with MLflow under bench/out/ (made once), or None and why not."""
+    return own_venv(MLFLOW_VENV, [*bench_extra("mlflow-skinny"), *same_as_main(SAME_AS_MAIN)], "MLflow")
 
 
 SAVE_MLFLOW_MODEL = """
