@@ -28,8 +28,9 @@ $(WHEELHOUSE)/.ready: pyproject.toml $(STAMP)
 wheelhouse: $(WHEELHOUSE)/.ready
 
 # Debian packages the tests need beyond Python's (each package's name is also its command's): chromium opens
-# the monitor's HTML report headless. Installed when missing and root; otherwise the line says what to install.
-SYSDEPS := chromium
+# the monitor's HTML report headless; wrk loads `mlp serve` (tests/test_serving_health.py). Installed when missing
+# and root; otherwise the line says what to install.
+SYSDEPS := chromium wrk
 
 sysdeps:
 	@missing=""; for p in $(SYSDEPS); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

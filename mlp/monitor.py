@@ -317,8 +317,9 @@ def _serving(data: Any, spec: tuple[str, float] | None) -> ServingHealth:
 
     if spec is None:
         return serving_health(data.log)
-    cut = time_windows if spec[0] == "seconds" else row_windows
-    return serving_health(data.log, cut(data.log["time"], spec[1]))
+    if spec[0] == "seconds":
+        return serving_health(data.log, time_windows(data.log["time"], spec[1]))
+    return serving_health(data.log, row_windows(data.times, int(spec[1])))  # rows scored, as the drift windows
 
 
 def _alerts(report: MonitorReport, options: MonitorSettings) -> list[str]:

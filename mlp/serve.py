@@ -31,6 +31,7 @@ from typing import Any
 
 from .bundle import LoadedBundle
 from .errors import DataError, UsageError
+from .serve_log import Refused, RequestLog, Scored
 from .serve_protocol import MAX_PROBLEMS, Rejected, invocation_records, media_type, predict_records, request_schemas
 
 DEFAULT_HOST = "127.0.0.1"
@@ -43,6 +44,7 @@ MODEL_THREADS = 1  # one row needs no more; more threads only add scheduling to 
 MAX_WARNINGS = 20  # unknown columns named one by one in "warnings"
 SHOWN_CHARS = 200  # of a text value repeated in a 422 answer
 ROUTES = ("/predict", "/invocations", "/health", "/ready", "/metadata", "/metrics", "/docs", "/openapi.json")
+LOGGED_ROUTES = ("/predict", "/invocations")  # every answer on these, scored or refused, is in the request log
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 INSTALL_HINT = "pip install 'mlp-pipeline[serve]'"
 log = logging.getLogger("mlp.serve")
@@ -179,11 +181,16 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Counts every request by route and status and times it (a plain ASGI middleware: cheaper than Starlette's)."""
+    """Counts every request by route and status, times it, and hands each answer on /predict and /invocations to
+    the request log (a plain ASGI middleware: cheaper than Starlette's). The time runs from the app receiving the
+    request (uvicorn has read its head) to the answer handed to the socket, so the log's latency_ms counts the
+    answer's encoding and sending too; the log gets the request only then, off its clock."""
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
+    def __init__(self, app: Any, metrics: Metrics, logs: dict[str, Any]) -> None:
         self.app = app
         self.metrics = metrics
+        self.logs = logs  # {"log": RequestLog | None}: opened and closed by the app's lifespan
+        self.request_ids = itertools.count()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -200,12 +207,26 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
+            elapsed = time.perf_counter() - started
             route = scope["path"] if scope["path"] in ROUTES else "other"
             m = self.metrics
             m.requests.labels(route, str(status)).inc()
-            m.latency.labels(route).observe(time.perf_counter() - started)
+            m.latency.labels(route).observe(elapsed)
+            error = None
             if status >= 400:
-                m.errors.labels(route, scope.get("state", {}).get("mlp_error") or f"http_{status}").inc()
+                error = scope.get("state", {}).get("mlp_error") or f"http_{status}"
+                m.errors.labels(route, error).inc()
+            request_log = self.logs["log"]
+            if request_log is not None and route in LOGGED_ROUTES:
+                self.log(request_log, scope.get("state", {}), route, status, error, elapsed)
+
+    def log(self, request_log: RequestLog, info: dict, route: str, status: int, error: str | None,
+            elapsed: float) -> None:
+        if error is not None:
+            request_log.add(Refused(time.time(), route, next(self.request_ids), elapsed, status, info.get("mlp_rows"),
+                                    error))
+        elif "mlp_scored" in info:
+            request_log.add(Scored(time.time(), route, next(self.request_ids), elapsed, *info["mlp_scored"]))
 
 
 def create_app(loaded: LoadedBundle, options: ServeOptions = ServeOptions()) -> Any:
@@ -214,12 +235,9 @@ def create_app(loaded: LoadedBundle, options: ServeOptions = ServeOptions()) -> 
     from fastapi.responses import Response
     from starlette.concurrency import run_in_threadpool
 
-    from .serve_log import RequestLog, Scored
-
     scorer = Scorer(loaded, options.max_records)
     metrics = Metrics()
     state: dict[str, RequestLog | None] = {"log": None}
-    request_ids = itertools.count()
     metadata = _dumps(loaded.metadata())
     predict_schema, invocations_schema = request_schemas(scorer.columns, scorer.required, scorer.ignore,
                                                          options.max_records)
@@ -244,9 +262,10 @@ def create_app(loaded: LoadedBundle, options: ServeOptions = ServeOptions()) -> 
 
     async def score_request(scope: dict, receive: Callable, route: str,
                             parse: Callable[[str, bytes], tuple[list, str]]) -> tuple[int, bytes, list]:
-        """(status, JSON body, extra headers) for one POST of records; every refusal is a 4xx with a message."""
-        started = time.perf_counter()
+        """(status, JSON body, extra headers) for one POST of records; every refusal is a 4xx with a message.
+        What the request log needs goes into the scope's state, for MetricsMiddleware to log once the answer is sent."""
         headers = dict(scope["headers"])  # ASGI gives lower-case names, as bytes
+        records = None
         try:
             body = await _read_body(headers, receive, options.max_body_bytes)
             ctype = headers.get(b"content-type")
@@ -259,19 +278,18 @@ def create_app(loaded: LoadedBundle, options: ServeOptions = ServeOptions()) -> 
             else:
                 response, predictions, probabilities = scorer.score(records, where)
         except Rejected as exc:
-            scope.setdefault("state", {})["mlp_error"] = exc.reason
+            _refused(scope, exc.reason, records)
             return exc.status, _dumps(exc.payload()), [(b"connection", b"close")] if exc.close else []
         except _Disconnected:
-            scope.setdefault("state", {})["mlp_error"] = "client_disconnected"
+            _refused(scope, "client_disconnected", records)
             return 400, _dumps({"detail": "the client went away before sending the whole body"}), []
         except Exception as exc:  # a bug, not the client's doing: say so, keep serving
             log.exception("scoring failed")
-            scope.setdefault("state", {})["mlp_error"] = "internal"
+            _refused(scope, "internal", records)
             return 500, _dumps({"detail": f"internal error ({type(exc).__name__}); please report it as a bug in mlp"}), []
         metrics.rows.inc(len(records))
         if state["log"] is not None:
-            state["log"].add(Scored(time.time(), route, next(request_ids), time.perf_counter() - started, records,
-                                    predictions, probabilities))
+            scope.setdefault("state", {})["mlp_scored"] = (records, predictions, probabilities)
         return 200, _dumps(response), []
 
     async def predict_route(scope: dict, receive: Callable) -> tuple[int, bytes, list]:
@@ -312,7 +330,7 @@ def create_app(loaded: LoadedBundle, options: ServeOptions = ServeOptions()) -> 
     gc.collect()
     gc.freeze()
     return MetricsMiddleware(ScoringRoutes(app, {"/predict": predict_route, "/invocations": invocations_route}),
-                             metrics)
+                             metrics, state)
 
 
 class ScoringRoutes:
@@ -336,6 +354,14 @@ class ScoringRoutes:
 
 class _Disconnected(Exception):
     """The client went away before sending the whole body."""
+
+
+def _refused(scope: dict, reason: str, records: list | None) -> None:
+    """The refusal's kind (for /metrics and the log) and its records' count when the body was read that far."""
+    info = scope.setdefault("state", {})
+    info["mlp_error"] = reason
+    if records is not None:
+        info["mlp_rows"] = len(records)
 
 
 def _response(status: int, body: bytes, headers: list) -> Any:

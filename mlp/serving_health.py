@@ -8,9 +8,12 @@ the log and calls `serving_health(log, windows)`. The columns read (see mlp/serv
   status      optional: a line without it (a log written before refusals were logged) is a 200
   rows        optional: the records in a refused request (null when its body was not read that far)
 Everything is counted per request, not per line: a request of 100 rows is one latency, and one error if refused.
+Percentiles are numpy's (linear between the two nearest requests). Vectorised: a million lines take about 0.1 s,
+0.4 s with the times as text (parsed once per request, not per line).
 
-Windows are (start, end) times in seconds since the epoch, half open: a request is in a window when
-start <= its time < end. `time_windows` cuts fixed durations, `row_windows` a fixed number of log lines.
+Windows are (start, end) times in seconds since the epoch, half open: a request (at the time it was answered) is
+in a window when start <= its time < end. `time_windows` cuts fixed durations, `row_windows` a fixed number of log
+lines; a window with no request is reported with zero requests and no percentiles.
 """
 
 from __future__ import annotations
@@ -92,8 +95,8 @@ def serving_health(log: pd.DataFrame, windows: Sequence[tuple[float, float]] | N
 
 
 def fold_requests(log: pd.DataFrame) -> Requests:
-    """The log's lines folded into requests (by pid and request_id), sorted by time. Vectorised: a million lines
-    take well under a second."""
+    """The log's lines folded into requests (by pid and request_id; a request's lines share their values), sorted
+    by time."""
     import numpy as np
     import pandas as pd
 
@@ -103,7 +106,7 @@ def fold_requests(log: pd.DataFrame) -> Requests:
                         "pass the log `mlp serve --log FILE` writes")
     pid = _integers(log["pid"], "pid")
     request_id = _integers(log["request_id"], "request_id")
-    key = (pid << 32) | (request_id & 0xFFFF_FFFF)
+    key = (pid << 32) | (request_id & 0xFFFF_FFFF)  # a pid is under 2**22; ids repeat after 2**32 requests
     codes, _ = pd.factorize(key)
     first = ~pd.Series(codes).duplicated().to_numpy()  # the first line of each request, in order of the codes
     lines = np.bincount(codes) if len(codes) else np.zeros(0, np.int64)

@@ -256,3 +256,40 @@ def test_monitor_settings_come_from_params_yaml(monitored: Path, fresh: pd.DataF
     params.write_text(text.replace("\n  wasserstein: 0.1 ", "\n  wasserstein: lots "))
     bad = mlp(root, "monitor", str(path))
     assert bad.code == 2 and "params.yaml monitor.wasserstein: 'lots' is not a number" in bad.err
+
+
+def _log(path: Path, frames: list[pd.DataFrame], start: float, as_text: bool = False) -> None:
+    """A request log as `mlp serve --log` writes it (its own writer, no HTTP): one request of 100 rows every 30 s
+    per frame hour, frame i in hour i; as_text: the values as a CSV request sends them (strings)."""
+    from mlp.serve_log import RequestLog, Scored
+
+    log = RequestLog(path, "v1", [0, 1])
+    request = 0
+    for hour, frame in enumerate(frames):
+        records = json.loads(frame.drop(columns=["churned"]).to_json(orient="records", date_format="iso"))
+        if as_text:
+            records = [{k: (None if v is None else str(v)) for k, v in r.items()} for r in records]
+        for i in range(0, len(records), 100):
+            chunk = records[i:i + 100]
+            log.add(Scored(start + hour * 3600 + (i // 100) * 30, "/predict", request, 0.004, chunk,
+                           [0] * len(chunk), [[0.7, 0.3]] * len(chunk)))
+            request += 1
+    log.close()
+
+
+@pytest.mark.parametrize("as_text", [False, True])
+def test_a_request_log_by_the_hour(monitored: Path, fresh: pd.DataFrame, tmp_path: Path, as_text: bool) -> None:
+    """The log read as it is (JSON values, or the text a CSV request logs), cut into clock hours: the shift of
+    the last hour is found there, and the serving section counts the requests of each hour."""
+    hours = [fresh.iloc[:6000], fresh.iloc[6000:12000], _shifted(fresh.iloc[12000:18000], "mean")]
+    path = tmp_path / "requests.jsonl"
+    _log(path, hours, start=1_700_000_000 - 1_700_000_000 % 3600, as_text=as_text)
+    code, report = _report(monitored, path, "--window", "1h")
+    assert code == 1 and report["source"] == "request_log" and report["rows"] == 18_000
+    assert [("monthly_charges" in w["drifted_columns"]) for w in report["windows"]] == [False, False, True]
+    assert "monthly_charges" in _drifted(report)
+    serving = report["serving"]
+    assert [w["requests"] for w in serving["windows"]] == [60, 60, 60]
+    assert serving["overall"]["latency_ms"]["p50"] == 4.0 and serving["overall"]["error_share"] == 0.0
+    code, report = _report(monitored, path, "--window", "6000")
+    assert [w["rows"] for w in report["windows"]] == [6000, 6000, 6000]

@@ -286,7 +286,14 @@ def test_every_bad_request_gets_its_4xx_with_a_message(built_template: Path, tmp
     assert status == 200 and answer["warnings"] == ["column 'notes' is not in the contract: ignored (1 of 1 records)"]
     assert server.request("GET", "/health")[0] == 200
     assert server.stop() == 0
-    assert len(log.read_bytes().splitlines()) == 1  # refused requests write no line
+    # one line for the scored row, and one for each refusal on /predict or /invocations (404 and DELETE /health
+    # are not), which repeats none of what it was sent
+    lines = [json.loads(line) for line in log.read_bytes().splitlines()]
+    refused = Counter(line["status"] for line in lines if line["status"] != 200)
+    assert [line["status"] for line in lines].count(200) == 1 and "inputs" in lines[-1]
+    assert refused == Counter([s for _, _, _, _, s, _ in bad_requests(record)] + [413, 405, 422])
+    assert all("inputs" not in line and line["error"] for line in lines if line["status"] != 200)
+    assert '"gold"' not in log.read_text() and '"old"' not in log.read_text()
 
 
 def test_startup_errors_are_one_line(built_template: Path, tmp_path: Path) -> None:
@@ -426,4 +433,5 @@ def test_load_run(built_template: Path, tmp_path: Path, serve) -> None:
     # (1%, at least 2 MiB) leaves room for allocator noise while a leak of 1 KB per request (5 MB) would fail.
     assert rss_second - rss_first < max(0.01 * rss_first, 2048), (rss_first, rss_second)
     assert server.stop(signal.SIGTERM) == 0
-    assert len(log.read_bytes().splitlines()) == 2 * first[200]
+    lines = log.read_bytes().splitlines()  # one line a request: every request had one record, or was refused
+    assert Counter(json.loads(line)["status"] for line in lines) == Counter({s: 2 * n for s, n in first.items()})
