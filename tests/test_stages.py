@@ -184,8 +184,8 @@ def test_each_stage_writes_outputs_of_the_right_shape(churn: Path) -> None:
 
     meta = read_json(churn / "models/meta.json")
     assert sorted(p.name for p in (churn / "models").iterdir()) == [
-        "contract.py", "features.py", "featurizer.json", "meta.json", "metrics.py", "model.json", "profile.json",
-        "data_profile.py", "schema.yaml"]
+        "contract.py", "data_profile.py", "features.py", "featurizer.json", "meta.json", "metrics.py", "model.json",
+        "profile.json", "schema.yaml"]
     assert meta["task"] == "classification" and meta["target"] == "churned" and meta["classes"] == [0, 1]
     assert meta["model"] == "xgboost" and meta["feature_names"] == featurizer["feature_names"]
     assert meta["input_columns"][0] == {"name": "signup_date", "kind": "datetime"}  # schema order
