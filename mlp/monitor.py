@@ -23,7 +23,7 @@ class WindowDrift:
     drifted_columns: list[str]
     drift_share: float
     dataset_drift: bool
-    prediction_drift: bool
+    prediction_drift: bool | None  # None: not scored (the model scores the last window only)
 
 
 @dataclass
@@ -212,7 +212,7 @@ def _window_line(label: str, rows: Any, drifts: list[ColumnDrift], times: Any,
     drifted = [d.column for d in drifts if d.drifted]
     share = round(len(drifted) / len(drifts), 4) if drifts else 0.0
     start, end = _span(times, rows)
-    return WindowDrift(label, start, end, len(rows), drifted, share, share >= options.drift_share, False)
+    return WindowDrift(label, start, end, len(rows), drifted, share, share >= options.drift_share, None)
 
 
 def _span(times: Any, rows: Any) -> tuple[str | None, str | None]:

@@ -196,7 +196,7 @@ def _timeline(report: MonitorReport, charts: _Charts) -> str:
     ax.set_ylim(0, max(1.0, *[w.drift_share for w in report.windows]) * 1.05)
     ax.legend(loc="upper left")
     rows = [[w.label, w.start or "", w.end or "", f"{w.rows:,}", _pct(w.drift_share),
-             "yes" if w.dataset_drift else "no", "yes" if w.prediction_drift else "no",
+             "yes" if w.dataset_drift else "no", {True: "yes", False: "no", None: "not scored"}[w.prediction_drift],
              ", ".join(w.drifted_columns)] for w in report.windows]
     return "\n".join(["<h2>Windows</h2>", charts.svg(fig),
                       _table(["window", "start", "end", "rows", "drift share", "dataset drift", "prediction drift",
