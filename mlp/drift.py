@@ -166,8 +166,9 @@ def current_cdf(points: Any, values: Any) -> Any:
 
 
 def numeric_drift(name: str, summary: dict[str, Any], values: Any, t: Thresholds,
-                  with_distribution: bool = False) -> ColumnDrift:
-    """One numeric column (float64, NaN = missing) against its reference summary."""
+                  with_distribution: bool | None = None) -> ColumnDrift:
+    """One numeric column (float64, NaN = missing) against its reference summary. Its `distribution` (for the
+    HTML report) is drawn when it drifts; with_distribution True: always, False: never."""
     import numpy as np
     from scipy import stats
 
@@ -196,7 +197,7 @@ def numeric_drift(name: str, summary: dict[str, Any], values: Any, t: Thresholds
                          p_value, int(summary["rows"]), rows, float(summary["missing"]),
                          _share(rows - len(present), rows))
     _decide(result, t, significant=p_value is None or p_value < t.p_value)
-    if with_distribution or result.drifted:
+    if with_distribution or (with_distribution is None and result.drifted):
         result.distribution = numeric_distribution(edges, ref_cdf, present)
     return result
 
@@ -220,8 +221,9 @@ def numeric_distribution(edges: Any, ref_cdf: Any, present: Any) -> Distribution
 
 
 def category_drift(name: str, summary: dict[str, Any], counts: dict[str, int], missing: int,
-                   t: Thresholds, with_distribution: bool = False) -> ColumnDrift:
-    """One categorical column: `counts` of its non-missing values against the reference's shares."""
+                   t: Thresholds, with_distribution: bool | None = None) -> ColumnDrift:
+    """One categorical column: `counts` of its non-missing values against the reference's shares (its
+    `distribution` as numeric_drift's)."""
     import numpy as np
     from scipy import stats
 
@@ -255,7 +257,7 @@ def category_drift(name: str, summary: dict[str, Any], counts: dict[str, int], m
                          int(summary["rows"]), rows, float(summary["missing"]), _share(missing, rows),
                          top_new[:20], _share(sum(new.values()), present))
     _decide(result, t, significant=p_value is None or p_value < t.p_value)
-    if with_distribution or result.drifted:
+    if with_distribution or (with_distribution is None and result.drifted):
         result.distribution = category_distribution(listed, other_ref, counts, present)
     return result
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,6 @@ class MonitorReport:
         return 1 if self.alerts else 0
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return {"current": self.current, "source": self.source, "rows": self.rows, "scored_rows": self.scored_rows,
                 "model_version": self.model_version, "reference": self.reference, "window": self.window,
                 "status": "alert" if self.alerts else "ok", "alerts": self.alerts,
@@ -75,8 +73,8 @@ def monitor_current(current: str | Path, model: str | Path | None = None, refere
     from . import bundle, monitor_data
 
     spec = monitor_data.parse_window(window)
-    options, gate_rules, overrides = _settings(bundle.find_bundle(model, cwd)[1])
     loaded = bundle.load(model, cwd)
+    options, gate_rules, overrides = _settings(loaded.root)
     profile, profile_name = _profile(loaded, reference)
     profile_code, metrics_code = loaded.monitor_code()
     meta = loaded.meta
@@ -198,13 +196,10 @@ def _column(profile_code: Any, table: Any, name: str, kind: str, summary: dict[s
 
 def _drift(name: str, summary: dict[str, Any], column: Any, rows: Any, t: Thresholds,
            picture: bool) -> ColumnDrift:
+    drawn = None if picture else False  # only the last window's drifted columns are drawn
     if column.kind == "numeric":
-        result = numeric_drift(name, summary, column.values[rows], t)
-    else:
-        result = category_drift(name, summary, *column.counts(rows), t)
-    if not picture:
-        result.distribution = None
-    return result
+        return numeric_drift(name, summary, column.values[rows], t, drawn)
+    return category_drift(name, summary, *column.counts(rows), t, drawn)
 
 
 def _window_line(label: str, rows: Any, drifts: list[ColumnDrift], times: Any,
