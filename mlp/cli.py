@@ -59,10 +59,12 @@ def cli() -> None:
 @click.option("--requirement", metavar="SPEC",
               help="The line of requirements.txt that installs mlp in CI, like 'mlp-pipeline @ git+https://...@COMMIT' "
                    "(default: how this mlp was installed, when a runner can reach that).")
+@click.option("--engine", type=click.Choice(["pandas", "dask"]), default="pandas", show_default=True,
+              help="What runs the stages: pandas in one process, or Dask (a LocalCluster, or dask.scheduler in params.yaml).")
 @click.option("--force", is_flag=True, help="Scaffold into a folder that already has files (never overwrites them).")
 def init(path: Path, data: Path | None, target: str | None, task: str | None, table: str | None,
          query: str | None, sample: str | None, rows: int | None, remote: str | None, ci: str,
-         requirement: str | None, force: bool) -> None:
+         requirement: str | None, engine: str, force: bool) -> None:
     """Scaffold a project: git, DVC, stages, params, a data contract (schema.yaml), the data, a first commit.
 
     With --data, your file is copied into data/raw/ (the original is never changed) and schema.yaml is
@@ -75,12 +77,13 @@ def init(path: Path, data: Path | None, target: str | None, task: str | None, ta
       mlp init titanic --data titanic.csv --target Survived
       mlp init shop --data shop.sqlite --query "SELECT * FROM orders" --target returned
       mlp init churn-demo --remote /mnt/shared/churn-dvc-storage
+      mlp init big-churn --engine dask --rows 5000000
     """
     from . import render
     from .scaffold import init
 
     result = init(path, sample=sample, rows=rows, force=force, data=data, target=target, task=task,
-                      table=table, query=query, remote=remote, ci=ci, requirement=requirement)
+                  table=table, query=query, remote=remote, ci=ci, requirement=requirement, engine=engine)
     for note in result.notes:
         echo_err(f"Note: {note}")
     click.echo(f"Created {result.root} ({result.rows} rows in {result.data}, commit {result.commit}).")

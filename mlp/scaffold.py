@@ -101,6 +101,10 @@ class InitResult:
     remote: str | None = None  # the DVC remote's URL, with --remote
 
 
+# engine: dask: what mlp-pipeline[dask] adds, for CI's requirements.txt (whose mlp line may be a plain URL or path).
+DASK_REQUIREMENTS = ["dask[dataframe]>=2024.8", "distributed>=2024.8"]
+
+
 def template_root() -> Path:
     """Where the reference files are: inside the installed package, or the source checkout in development."""
     here = Path(__file__).resolve().parent
@@ -136,6 +140,7 @@ def init(
     remote: str | None = None,
     ci: str = "github",
     requirement: str | None = None,
+    engine: str = "pandas",
 ) -> InitResult:
     """Scaffold a project at `path` and commit it: on the bundled sample, or on the user's `data` with the
     data contract inferred from it. On any failure, everything created is removed again."""
@@ -151,7 +156,7 @@ def init(
         with tempfile.TemporaryDirectory(prefix="mlp-sample-") as tmp:
             info = write_sample(sample, Path(tmp) / f"{sample}.csv", rows=rows)
             return init(path, force=force, data=Path(tmp) / f"{sample}.csv", target=target or info.target, task=task,
-                        remote=remote, ci=ci, requirement=requirement)
+                        remote=remote, ci=ci, requirement=requirement, engine=engine)
     source = _check_data_options(sample, data, target, table, query)
     if ci != "none":
         workflow_files(ci)  # an unknown provider is refused before anything is created
@@ -197,7 +202,7 @@ def init(
     try:
         _mkdirs(path, created)
         result = _scaffold(path, sample, rows, created, new_repo=top != path, raw=raw, source=source,
-                           target=target, task=task, storage=storage, ci=ci, mlp_line=mlp_line)
+                           target=target, task=task, storage=storage, ci=ci, mlp_line=mlp_line, engine=engine)
     except BaseException:
         _undo(created)
         raise
@@ -235,7 +240,7 @@ def _mkdirs(folder: Path, created: list[Path]) -> None:
 
 def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo: bool, raw: str,
               source: DataSource | None, target: str | None, task: str | None, storage: RemoteUrl | None,
-              ci: str, mlp_line: MlpRequirement) -> InitResult:
+              ci: str, mlp_line: MlpRequirement, engine: str = "pandas") -> InitResult:
     notes: list[str] = []
     if new_repo:
         created.append(path / ".git")
@@ -244,7 +249,7 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
         branch = git.default_branch(path)
 
     contents = {name: source.read_text(encoding="utf-8") for name, source in _template_files(template_root()).items()}
-    values: dict[str, Any] = {"gate.baseline": branch}  # the gate compares with the branch the project is on
+    values: dict[str, Any] = {"gate.baseline": branch, "engine": engine}  # the gate compares with the project's branch
     if source:
         values.update({f"ingest.{key}": value for key, value in {**source.ingest, "path": raw}.items()})
     contents[PARAMS_FILE] = with_values(contents[PARAMS_FILE], values)
@@ -253,7 +258,8 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
         later = {name: contents.pop(name) for name in (SCHEMA_FILE, PIPELINE_FILE)}
     readme = README.format(name=path.name, branch=branch, compare=f"mlp compare {branch} --params")
     generated = {".gitignore": GITIGNORE, "README.md": readme,
-                 REQUIREMENTS_FILE: requirements(mlp_line, [storage.plugin] if storage and storage.plugin else None)}
+                 REQUIREMENTS_FILE: requirements(mlp_line, ([storage.plugin] if storage and storage.plugin else [])
+                                                 + (DASK_REQUIREMENTS if engine == "dask" else []))}
     if ci != "none":
         generated.update(workflow_files(ci, branch))
     if source and source.path.parent == path:
@@ -338,7 +344,7 @@ def _infer_contract(path: Path, source: DataSource, raw: str, target: str, task:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         message = lines[-1] if lines else f"the ingest stage exited with code {proc.returncode}"
         raise DataError(message.removeprefix("ingest: ").replace(raw, str(source.path)))
-    table = pq.ParquetFile(path / INGESTED).read()
+    table = pq.read_table(path / INGESTED)  # a file, or the Dask engine's folder of parts
     notes += _ingest_notes(table.schema.metadata or {})
     if table.num_rows == 0:
         raise DataError(f"{source.path} has a header but no data rows; pass a file with data rows under its header.")

@@ -12,6 +12,9 @@
 - copy_file(src, path): the same for a plain copy.
 - replace_dir(path): the same for an output directory (used for the model bundle).
 - threads(): how many threads a stage may use (all cores, or MLP_THREADS when `mlp sweep` runs several at once).
+- engine(): "pandas" or "dask", params.yaml's top-level `engine:` (the Dask paths are in dask_engine.py).
+  With engine: dask an intermediate like data/split/train.parquet is a folder of part-NNNNN.parquet files;
+  read_table and read_parquet read either (a folder in its parts' order).
 
 DVC runs every stage from the project root, so the paths here are relative to it.
 """
@@ -64,6 +67,18 @@ def load_params(section):
     return params.get(section) or {}
 
 
+def engine():
+    """params.yaml's `engine:` (pandas when absent), checked: a name that is not an engine stops the stage."""
+    import params_spec
+
+    params = _read_yaml(PARAMS_FILE)
+    value = params.get("engine", "pandas") if isinstance(params, dict) else "pandas"
+    expected = params_spec.check_value("engine", value)
+    if expected:
+        fail(f"{PARAMS_FILE} engine is {params_spec.show(value)}; use {expected}")
+    return value
+
+
 def threads():
     """The threads a stage may use: the machine's cores, unless MLP_THREADS says fewer. `mlp sweep -j N` sets it
     for each of its N workers so that workers times threads does not exceed the cores. It never changes a model:
@@ -74,6 +89,41 @@ def threads():
     except ValueError:
         wanted = cores
     return max(1, min(wanted, cores))
+
+
+def _mix(h):
+    """splitmix64's finalizer: every input bit moves every output bit (uint64 arrays, wrapping)."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return h ^ (h >> np.uint64(31))
+
+
+def row_hash(table, seed=0):
+    """A 64-bit hash of each row's values (a pyarrow Table), the same for the same values whatever the rest of
+    the table is: so it does not depend on how rows are cut into partitions. Numbers hash by value (2 and 2.0
+    alike, a missing one like NaN), text by its characters."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    h = _mix(np.full(table.num_rows, seed, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+    for column in table.columns:
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+            x = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False) + 0.0  # -0.0 becomes 0.0
+            x[np.isnan(x)] = np.nan  # one bit pattern for every missing value
+            values = x.view(np.uint64)
+        elif pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_duration(kind):
+            values = pc.fill_null(pc.cast(column, pa.int64()), -2**63).to_numpy().view(np.uint64)
+        else:
+            values = pd.util.hash_array(np.asarray(column.to_numpy(zero_copy_only=False), dtype=object))
+        with np.errstate(over="ignore"):
+            h = _mix(h ^ values)
+    return h
 
 
 def load_schema():
@@ -90,11 +140,23 @@ def feature_columns(schema):
 
 
 def read_table(path, columns=None):
-    """A parquet file as a pyarrow Table. (pq.ParquetFile rather than pq.read_table or
-    pd.read_parquet: those import pyarrow.dataset, a third of a second that each stage would pay.)"""
+    """A parquet file, or a folder of part files (the Dask engine's), as one pyarrow Table. (pq.ParquetFile
+    rather than pq.read_table or pd.read_parquet: those import pyarrow.dataset, a third of a second that each
+    stage would pay.)"""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).read(columns=columns)
+    if not os.path.isdir(path):
+        return pq.ParquetFile(path).read(columns=columns)
+    return pa.concat_tables([pq.ParquetFile(part).read(columns=columns) for part in parquet_parts(path)])
+
+
+def parquet_parts(path):
+    """The part files of a partitioned parquet folder in order (part-00000.parquet, ...), or [path] for a file."""
+    if not os.path.isdir(path):
+        return [path]
+    return [os.path.join(path, name) for name in sorted(os.listdir(path))
+            if name.endswith(".parquet") and not name.startswith((".", "_"))]
 
 
 def read_parquet(path, columns=None):
@@ -122,6 +184,10 @@ def _atomic(path):
     tmp = _temp_path(path)
     try:
         yield tmp
+        if os.path.isdir(path) and not os.path.islink(path):  # the Dask engine's folder of parts, written before
+            old = tmp[: -len(".tmp")] + ".old.tmp"
+            os.replace(path, old)
+            shutil.rmtree(old)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

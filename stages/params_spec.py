@@ -17,6 +17,7 @@ Standard library only: stage scripts run under stock `dvc repro`, and mlp loads 
 """
 import codecs
 import math
+import re
 
 SEED = {"min": 0, "max": 2**32 - 1}  # what numpy and scikit-learn accept as a seed
 # The parts features.py can take from a datetime column (keep in step with its DATETIME_PARTS).
@@ -137,7 +138,32 @@ def is_quantiles(value):
             and 0 <= value[0] < value[1] <= 1)
 
 
+def is_memory(value):
+    """A memory size: a number of bytes, or text like 2GB, 512MiB or auto (Dask's own spelling)."""
+    if is_whole(value):
+        return value > 0
+    return isinstance(value, str) and (value == "auto" or MEMORY.fullmatch(value.strip()) is not None)
+
+
+MEMORY = re.compile(r"(\d+(\.\d+)?)\s*(B|[kKMGT]i?B)")
+MEMORY_UNITS = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+                "KiB": 2**10, "kiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def memory_bytes(value):
+    """dask.memory_limit as bytes (None for auto or null)."""
+    if value in (None, "auto"):
+        return None
+    if is_whole(value):
+        return value
+    number, _, unit = MEMORY.fullmatch(value.strip()).groups()
+    return int(float(number) * MEMORY_UNITS[unit])
+
+
 # --- the declaration -------------------------------------------------------------------------------
+
+# Keys at the top of params.yaml, outside any section.
+TOP = {"engine": OneOf("pandas", "dask")}
 
 SPEC = {
     "ingest": {
@@ -153,6 +179,13 @@ SPEC = {
     },
     "validate": {
         "policy": OneOf("fail", "drop", "warn"),
+    },
+    "dask": {
+        "scheduler": Text("a Dask scheduler's address (like tcp://10.0.0.5:8786)", null=True),
+        "workers": Integer(min=1),
+        "threads": Integer(min=1),
+        "memory_limit": Rule(is_memory, "a memory size per worker (like 2GB or 512MiB) or auto", null=True),
+        "partition_rows": Integer(min=1000),
     },
     "prepare": {
         "drop_duplicates": Boolean(),
@@ -299,7 +332,7 @@ def check_value(key, value):
         problem = space_value_problem(parts[3], value)
         return None if problem is None else SPACE_VALUE if problem.startswith("use ") else f"{SPACE_VALUE}: {problem}"
     section, _, name = key.partition(".")
-    rule = SPEC.get(section, {}).get(name)
+    rule = TOP.get(key) if not name else SPEC.get(section, {}).get(name)
     if rule is None or rule.allows(value):
         return None
     return rule.expected
@@ -310,6 +343,9 @@ def problems(params, sections=None):
     as one line: "featurize.impute is 'avg'; use one of median, mean, zero, none".
     `sections`: check only these (a stage checks its own)."""
     found = []
+    for key, rule in TOP.items():
+        if key in params and not rule.allows(params[key]):
+            found.append(f"{key} is {show(params[key])}; use {rule.expected}")
     for section, values in params.items():
         if section not in SPEC or (sections is not None and section not in sections) or values is None:
             continue
@@ -322,6 +358,10 @@ def problems(params, sections=None):
                 found.append(f"{section}.{name} is {show(value)}; use {expected}")
         if section in SECTION_CHECKS:
             found.extend(SECTION_CHECKS[section](values))
+    model = (params.get("train") or {}).get("model", "xgboost") if isinstance(params.get("train"), dict) else None
+    if params.get("engine") == "dask" and model not in (None, "xgboost") and (sections is None or "train" in sections):
+        found.append(f"train.model is {show(model)}, and engine: dask trains xgboost only (xgboost.dask); "
+                     "set train.model to xgboost, or engine to pandas")
     return found
 
 

@@ -6,36 +6,70 @@ datetime column: the newest rows become the test set, as they would in productio
 Writes data/split/train.parquet and data/split/test.parquet with the raw columns: featurize.py
 learns from the training rows only, and evaluate.py scores raw test rows, as new data would come.
 
-The rows are moved with pyarrow and numpy (no pandas round trip, no scikit-learn import: each
-stage is a new process, and imports cost seconds), in their original order within each set.
+Which rows are test rows depends on the rows alone, not on their order or on how they are cut into
+partitions, so both engines (engine: pandas | dask) choose the same ones:
+- random: each row's 64-bit hash of its values and the seed (common.row_hash); the test set is the rows
+  with the smallest hashes: the k = round(n_c * n_test / n) smallest within each class c when stratified,
+  the n_test smallest otherwise. (Rows with equal values have equal hashes and go to the same set.)
+- time_column: the rows at or after the time of the n_test-th newest row (rows sharing that time all go
+  to the test set; rows without a time stay in training).
+The rows keep their original order within each set. The pandas path moves them with pyarrow and numpy
+(no pandas round trip, no scikit-learn import: each stage is a new process, and imports cost seconds);
+the Dask path (main_dask) finds the same cut with exact order statistics over the partitions
+(order_stats.py) and writes train part i and test part i from prepared part i.
 """
 import math
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from common import fail, load_params, load_schema, read_table, write_parquet
+import order_stats
+from common import engine, fail, load_params, load_schema, read_table, replace_dir, row_hash, write_parquet
+from dask_engine import cluster, map_parts, open_parts, part_name
 
 IN = "data/interim/prepared.parquet"
 TRAIN = "data/split/train.parquet"
 TEST = "data/split/test.parquet"
+NO_TIME = -2**63  # rows without a time sort first, so they stay in training
 
 
-def random_split(n, n_test, seed, groups=None):
-    """Row numbers of train and test, test chosen at random. With `groups` (class codes), each class
-    gives the same share of its rows to the test set (stratified), so both sets look alike."""
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        test = rng.choice(n, n_test, replace=False)
-    else:
-        test = []
-        for g in np.unique(groups):
-            rows = np.flatnonzero(groups == g)
-            test.append(rng.choice(rows, round(len(rows) * n_test / n), replace=False))
-        test = np.concatenate(test)
-    is_test = np.zeros(n, dtype=bool)
-    is_test[test] = True
-    return np.flatnonzero(~is_test), np.flatnonzero(is_test)  # each in the original row order
+MISSING_LABEL = "\x00missing"  # the class of rows without a target (prepare drops them by default)
+LAST = np.uint64(2**64 - 1)
+
+
+def class_labels(table, target):
+    """Each row's class as text (the same for any partition of the rows)."""
+    return pc.fill_null(pc.cast(table[target], pa.string()), MISSING_LABEL).to_numpy(zero_copy_only=False)
+
+
+def class_quotas(counts, n, n_test):
+    """Test rows per class, {label: k}: the same share of every class (stratified)."""
+    return {label: round(c * n_test / n) for label, c in sorted(counts.items())}
+
+
+def smallest(keys, k):
+    """The cut below which k of `keys` lie: the k-th smallest (0-based), or past all of them."""
+    return LAST if k >= len(keys) else np.partition(keys, k)[k]
+
+
+def test_mask(hashes, labels, cuts):
+    """True for a test row: its hash is below the cut of its class (labels None: one cut, cuts[None])."""
+    if labels is None:
+        return hashes < cuts[None]
+    mask = np.zeros(len(hashes), dtype=bool)
+    for label, cut in cuts.items():
+        rows = labels == label
+        mask[rows] = hashes[rows] < cut
+    return mask
+
+
+def time_keys(table, time_column):
+    """The time column as int64 keys that sort like the times (no time: NO_TIME)."""
+    column = table[time_column]
+    if not pa.types.is_timestamp(column.type):
+        column = pc.cast(column, pa.timestamp("us"))
+    return pc.fill_null(pc.cast(column, pa.int64()), NO_TIME).to_numpy()
 
 
 def test_rows(n, test_size):
@@ -50,33 +84,140 @@ def test_rows(n, test_size):
     return n_test
 
 
+def check_time_column(time_column, names):
+    if time_column and time_column not in names:
+        fail(f"split.time_column is {time_column!r}, which is not a column of the data; set it in params.yaml "
+             f"to a datetime column ({', '.join(names)}) or null")
+
+
+def stratified(params, schema):
+    return bool(params.get("stratify", True)) and schema.get("task") == "classification"
+
+
 def main():
+    if engine() == "dask":
+        return main_dask()
     params = load_params("split")
     schema = load_schema()
     table = read_table(IN)
     n = table.num_rows
     n_test = test_rows(n, params.get("test_size", 0.2))
     time_column = params.get("time_column")
-    if time_column and time_column not in table.column_names:
-        fail(f"split.time_column is {time_column!r}, which is not a column of the data; set it in params.yaml "
-             f"to a datetime column ({', '.join(table.column_names)}) or null")
+    check_time_column(time_column, table.column_names)
 
     if time_column:
-        # Stable sort: rows with the same time keep their order, so the cut is reproducible.
-        # Rows without a time sort first and so stay in training.
-        order = pc.sort_indices(table[time_column], null_placement="at_start").to_numpy()
-        train_idx, test_idx = order[: n - n_test], order[n - n_test:]
+        keys = time_keys(table, time_column)
+        is_test = (keys >= np.partition(keys, n - n_test)[n - n_test]) & (keys != NO_TIME)
     else:
-        groups = None
-        if params.get("stratify", True) and schema.get("task") == "classification":
-            # One integer code per class (pyarrow's dictionary encoding is fast even for text labels).
-            target = table[schema["target"]].combine_chunks().dictionary_encode()
-            groups = target.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        train_idx, test_idx = random_split(n, n_test, params.get("seed", 42), groups)
+        hashes = row_hash(table, params.get("seed", 42))
+        labels = None
+        cuts = {None: smallest(hashes, n_test)}
+        if stratified(params, schema):
+            labels = class_labels(table, schema["target"])
+            values, counts = np.unique(labels, return_counts=True)
+            cuts = {label: smallest(hashes[labels == label], k)
+                    for label, k in class_quotas(dict(zip(values, counts)), n, n_test).items()}
+        is_test = test_mask(hashes, labels, cuts)
+    check_sets(n, int(is_test.sum()))
+    write_parquet(table.filter(pa.array(~is_test)), TRAIN)
+    write_parquet(table.filter(pa.array(is_test)), TEST)
+    print(f"split: {n - int(is_test.sum())} train rows, {int(is_test.sum())} test rows")
 
-    write_parquet(table.take(train_idx), TRAIN)
-    write_parquet(table.take(test_idx), TEST)
-    print(f"split: {len(train_idx)} train rows, {len(test_idx)} test rows")
+
+def check_time_column(time_column, names):
+    if time_column and time_column not in names:
+        fail(f"split.time_column is {time_column!r}, which is not a column of the data; set it in params.yaml "
+             f"to a datetime column ({', '.join(names)}) or null")
+
+
+def check_sets(n, n_test):
+    if n_test == n:  # rows sharing the newest times all went to the test set
+        fail(f"every one of the {n} rows went to the test set (split.time_column: they share the cut's time); "
+             "lower split.test_size in params.yaml, or use a random split (time_column: null)")
+
+
+def stratified(params, schema):
+    return bool(params.get("stratify", True)) and schema.get("task") == "classification"
+
+
+# --- the Dask engine -------------------------------------------------------------------------------
+
+def part_keys(part, kind, column, seed):
+    """A prepared part's sort keys: {"time": uint64 keys} or {label: uint64 hashes of that class's rows}."""
+    if kind == "time":
+        table = read_table(part, columns=[column])
+        return {"time": order_stats.int_keys(time_keys(table, column))}
+    table = read_table(part)
+    hashes = row_hash(table, seed)
+    if column is None:
+        return {None: hashes}
+    labels = class_labels(table, column)
+    return {label: hashes[labels == label] for label in np.unique(labels)}
+
+
+def keys_pass(part, kind, column, seed, requests):
+    """One pass of order_stats over a part (its keys are recomputed: cheaper than keeping them)."""
+    keys = part_keys(part, kind, column, seed)
+    return order_stats.part_task(keys, [r for r in requests if r[0] in keys]), [r[0] in keys for r in requests]
+
+
+def count_part(part, kind, column, seed):
+    return {name: len(keys) for name, keys in part_keys(part, kind, column, seed).items()}
+
+
+def write_part(part, kind, column, seed, cuts, train_out, test_out):
+    """Train part i and test part i from prepared part i (both written, even empty: the numbering stays aligned)."""
+    table = read_table(part)
+    if kind == "time":
+        keys = time_keys(table, column)
+        is_test = (keys >= cuts["time"]) & (keys != NO_TIME)
+    else:
+        is_test = test_mask(row_hash(table, seed), None if column is None else class_labels(table, column), cuts)
+    write_parquet(table.filter(pa.array(~is_test)), train_out)
+    write_parquet(table.filter(pa.array(is_test)), test_out)
+    return int(is_test.sum())
+
+
+def main_dask():
+    """The same split over the partitions of data/interim/prepared.parquet, on the Dask cluster."""
+    params = load_params("split")
+    schema = load_schema()
+    time_column = params.get("time_column")
+    seed = params.get("seed", 42)
+    with cluster() as client:
+        parts = open_parts(client, IN)
+        check_time_column(time_column, read_table(parts[0]).column_names)  # parts share one schema
+        kind, column = ("time", time_column) if time_column else \
+            ("hash", schema["target"] if stratified(params, schema) else None)
+        sizes = map_parts(client, count_part, [(p, kind, column, seed) for p in parts], "counting rows")
+        counts = {}
+        for size in sizes:
+            for name, c in size.items():
+                counts[name] = counts.get(name, 0) + c
+        n = sum(counts.values())
+        n_test = test_rows(n, params.get("test_size", 0.2))
+        quotas = {"time": n - n_test} if kind == "time" else \
+            class_quotas(counts, n, n_test) if column else {None: n_test}
+        wanted = [(name, k) for name, k in quotas.items() if k < counts[name]]
+
+        def run(requests):
+            answers = map_parts(client, keys_pass, [(p, kind, column, seed, requests) for p in parts],
+                                "finding the cut")
+            # A part without rows of a class answers nothing for it: an empty bucket.
+            return [[a.pop(0) if has else (np.zeros(order_stats.BINS, np.int64) if not r[3] else
+                                           np.zeros(0, np.uint64)) for r, has in zip(requests, present)]
+                    for a, present in answers]
+
+        found = order_stats.order_statistics(run, wanted, counts) if wanted else {}
+        cuts = {name: found.get((name, k), LAST) for name, k in quotas.items()}
+        if kind == "time":
+            cuts["time"] = order_stats.int_values([cuts["time"]])[0]
+        with replace_dir(TRAIN) as train_dir, replace_dir(TEST) as test_dir:
+            n_test = sum(map_parts(client, write_part, [(p, kind, column, seed, cuts, part_name(train_dir, i),
+                                                         part_name(test_dir, i)) for i, p in enumerate(parts)],
+                                   "writing train and test"))
+            check_sets(n, n_test)  # before the folders are swapped in
+    print(f"split: {n - n_test} train rows, {n_test} test rows in {len(parts)} partitions")
 
 
 if __name__ == "__main__":

@@ -170,13 +170,32 @@ KNOBS = {
     "tune.max_trees": ([1, 2000], [(0, "a whole number >= 1")]),
     "tune.space": ([{"xgboost": {"max_depth": [4, 6]}}, {"linear": None}],
                    [(5, "model kinds, each with its params"), ({}, "model kinds"), ([1], "model kinds")]),
+    "dask.scheduler": ([None, "tcp://10.0.0.5:8786"], [("", "null or a Dask scheduler's address"), (8786, "address")]),
+    "dask.workers": ([1, 8], [(0, "a whole number >= 1"), (None, "a whole number"), (1.5, "a whole number")]),
+    "dask.threads": ([1, 4], [(0, "a whole number >= 1")]),
+    "dask.memory_limit": ([None, "auto", "2GB", "512MiB", "1.5 GB", 10**9],
+                          [("lots", "a memory size per worker"), ("2 parsecs", "like 2GB"), (0, "memory size"),
+                           (True, "memory size")]),
+    "dask.partition_rows": ([1000, 500_000], [(999, "a whole number >= 1000"), ("1M", "a whole number")]),
 }
 
 
 def test_every_declared_knob_is_covered_here() -> None:
     declared = {f"{section}.{name}" for section, rules in SPEC.SPEC.items() for name in rules}
     assert declared == set(KNOBS)
-    assert set(SPEC.SPEC) == {"ingest", "validate", "prepare", "split", "featurize", "train", "tune"}
+    assert set(SPEC.SPEC) == {"ingest", "validate", "prepare", "split", "featurize", "train", "tune", "dask"}
+
+
+def test_the_engine_is_pandas_or_dask_and_dask_trains_xgboost_only() -> None:
+    assert SPEC.problems({"engine": "pandas"}) == [] and SPEC.problems({"engine": "dask"}) == []
+    assert SPEC.problems({"engine": "spark"}) == ["engine is 'spark'; use one of pandas, dask"]
+    assert SPEC.check_value("engine", "ray") == "one of pandas, dask"
+    found = SPEC.problems({"engine": "dask", "train": {"model": "random_forest"}})
+    assert found == ["train.model is 'random_forest', and engine: dask trains xgboost only (xgboost.dask); "
+                     "set train.model to xgboost, or engine to pandas"]
+    assert SPEC.problems({"engine": "pandas", "train": {"model": "random_forest"}}) == []
+    assert SPEC.memory_bytes("2GB") == 2 * 10**9 and SPEC.memory_bytes("512MiB") == 512 * 2**20
+    assert SPEC.memory_bytes("auto") is None and SPEC.memory_bytes(12345) == 12345
 
 
 @pytest.mark.parametrize("key", list(KNOBS))
@@ -240,7 +259,7 @@ def test_the_declaration_needs_only_the_standard_library() -> None:
     tree = ast.parse((REPO / "stages/params_spec.py").read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"codecs", "math"}
+    assert imported <= {"codecs", "math", "re"}
 
 
 def test_every_stage_that_reads_params_depends_on_the_declaration() -> None:
