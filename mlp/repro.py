@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import dvc_adapter, revisions
+from .dask_cluster import shared_cluster
 from .errors import Interrupted, MlpError
 from .pipeline import Change, StageRun, StageStatus
 from .files import atomic_path
@@ -59,8 +60,13 @@ def repro(
             return ReproResult(params=changes, planned=planned, dry=True)
         finally:
             _put_back(path, original)
-    with _restored_on_failure(path, original):
-        runs = dvc_adapter.reproduce(project, stages, force=force, capture=capture, on_start=on_start,
+    with _restored_on_failure(path, original), shared_cluster(load_params(path)) as start_cluster:
+        def started(name: str, changes: list[Change]) -> None:
+            start_cluster()  # engine: dask: one LocalCluster for every stage of this run, once one runs
+            if on_start:
+                on_start(name, changes)
+
+        runs = dvc_adapter.reproduce(project, stages, force=force, capture=capture, on_start=started,
                                      on_done=on_done)
     metrics = None
     if any(r.outcome != "skipped" for r in runs):  # shown when this run changed them; unreadable ones are not shown
