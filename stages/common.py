@@ -112,6 +112,8 @@ def row_hash(table, seed=0):
 
     h = _mix(np.full(table.num_rows, seed, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
     for column in table.columns:
+        if pa.types.is_dictionary(column.type):  # its to_numpy() loses missing values (pyarrow 26)
+            column = column.cast(column.type.value_type)
         kind = column.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
             x = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False) + 0.0  # -0.0 becomes 0.0
