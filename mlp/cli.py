@@ -300,8 +300,11 @@ def ci_init(provider: str, requirement: str | None, force: bool) -> None:
 @click.option("--on-invalid", type=click.Choice(["fail", "mark", "drop"]), default="fail", show_default=True,
               help="Rows that break the contract: stop; score the rest and say why in an _invalid column; leave them out.")
 @click.option("--keep", multiple=True, metavar="COL", help="Copy this input column (an id) into the output; repeatable.")
+@click.option("--engine", type=click.Choice(["pandas", "dask"]), default="pandas", show_default=True,
+              help="Score here, or the chunks on a Dask cluster (MLP_DASK_SCHEDULER, the project's dask.scheduler, "
+                   "or a LocalCluster); needs mlp-pipeline[dask].")
 def predict(input_path: Path, output: Path, model: Path | None, chunk_rows: int, on_invalid: str,
-            keep: tuple[str, ...]) -> None:
+            keep: tuple[str, ...], engine: str) -> None:
     """Score a CSV, Parquet or JSON lines file into OUTPUT (.parquet, .csv or .jsonl), in chunks: the
     prediction, one probability_<class> column per class, rows checked against the model's contract.
 
@@ -309,12 +312,13 @@ def predict(input_path: Path, output: Path, model: Path | None, chunk_rows: int,
     Examples:
       mlp predict data/new/customers.csv scores.parquet --keep customer_id
       mlp predict new.parquet scores.csv --model /srv/models/churn --on-invalid mark
+      mlp predict huge.csv scores.parquet --engine dask --chunk-rows 500000
     """
     from .predict import predict_file
 
     with _progress_line("scoring") as progress:
         result = predict_file(input_path, output, model=model, chunk_rows=chunk_rows, on_invalid=on_invalid, keep=keep,
-                       progress=progress)
+                       progress=progress, engine=engine)
     echo_err(result.summary)
 
 

@@ -15,6 +15,7 @@ written (and why an interrupted run leaves no OUTPUT) is in predict_files.py. No
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ DEFAULT_CHUNK_ROWS = 100_000
 ON_INVALID = ("fail", "mark", "drop")
 OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 INPUT_FORMATS = ("csv", "parquet", "jsonl")
+ENGINES = ("pandas", "dask")
 PREDICTION, PROBABILITY, INVALID = "prediction", "probability_", "_invalid"
 
 Progress = Callable[[int, float], None]  # (rows read so far, share of the input read: 0 to 1)
@@ -68,11 +70,13 @@ class _Broken:
 
 def predict_file(input: str | Path, output: str | Path, model: str | Path | None = None,
                  chunk_rows: int = DEFAULT_CHUNK_ROWS, on_invalid: str = "fail", keep: Sequence[str] = (),
-                 progress: Progress | None = None, cwd: Path | None = None) -> PredictResult:
-    """Score `input` into `output` (format from its extension). Raises UsageError / DataError (exit 2)."""
+                 progress: Progress | None = None, cwd: Path | None = None, engine: str = "pandas") -> PredictResult:
+    """Score `input` into `output` (format from its extension). Raises UsageError / DataError (exit 2).
+    engine "dask": the chunks are checked and scored by tasks on a Dask cluster (predict_files.dask_client),
+    this process reads and writes them in order; the output is the same."""
     from .bundle import load
     from .datafile import inspect
-    from .predict_files import Writer, ahead, load_sources, output_file, read, sigterm_interrupts
+    from .predict_files import ahead, dask_client, import_distributed, load_sources, read, score_on_dask
 
     started = time.perf_counter()
     input, output = Path(input), Path(output)
@@ -82,6 +86,10 @@ def predict_file(input: str | Path, output: str | Path, model: str | Path | None
                          f"{', '.join(OUTPUT_FORMATS)} (Parquet, CSV or JSON lines).")
     if on_invalid not in ON_INVALID:
         raise UsageError(f"--on-invalid is {on_invalid!r}; use one of {', '.join(ON_INVALID)}.")
+    if engine not in ENGINES:
+        raise UsageError(f"--engine is {engine!r}; use one of {', '.join(ENGINES)}.")
+    if engine == "dask":
+        import_distributed()  # before anything is read: a missing Dask is one line
     if chunk_rows < 1:
         raise UsageError(f"--chunk-rows is {chunk_rows}; pass a number of rows of at least 1.")
     if input.exists() and output.exists() and input.resolve() == output.resolve():
@@ -108,11 +116,26 @@ def predict_file(input: str | Path, output: str | Path, model: str | Path | None
     names = next(read(sources.column_names, str(input), params))
     scorer.check_columns(names)
     columns = [name for name in names if name in {*scorer.needed, *keep}]  # the others are not even converted
+    with contextlib.ExitStack() as stack:
+        chunks = ahead(read(sources.read_batches, str(input), params, chunk_rows, columns))
+        if engine == "dask":
+            scored = score_on_dask(stack.enter_context(dask_client(loaded.root)), chunks, scorer, loaded)
+        else:
+            scored = ((scorer.score(table), share) for table, share in chunks)
+        _write(scored, output, out_format, scorer, progress)
+    return PredictResult(input, output, scorer.rows, scorer.scored, scorer.invalid,
+                         scorer.invalid if on_invalid == "drop" else 0, on_invalid, loaded.version,
+                         time.perf_counter() - started, scorer.columns, loaded.lineage)
+
+
+def _write(scored: Any, output: Path, out_format: str, scorer: _Scorer, progress: Progress | None) -> None:
+    """Write the output chunks (None: nothing to write) into a temporary file renamed to `output` at the end."""
+    from .predict_files import Writer, output_file, sigterm_interrupts
+
     with output_file(output) as tmp, sigterm_interrupts():
         writer = None
         try:
-            for table, share in ahead(read(sources.read_batches, str(input), params, chunk_rows, columns)):
-                chunk = scorer.score(table)
+            for chunk, share in scored:
                 if chunk is not None:
                     writer = writer or Writer(tmp, out_format, chunk.schema)
                     writer.write(chunk)
@@ -122,9 +145,6 @@ def predict_file(input: str | Path, output: str | Path, model: str | Path | None
             if writer is not None:
                 writer.close()
         scorer.finish()
-    return PredictResult(input, output, scorer.rows, scorer.scored, scorer.invalid,
-                         scorer.invalid if on_invalid == "drop" else 0, on_invalid, loaded.version,
-                         time.perf_counter() - started, scorer.columns, loaded.lineage)
 
 
 class _Scorer:

@@ -208,3 +208,128 @@ def sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+# --- mlp predict --engine dask -------------------------------------------------------------------
+
+DASK_DEFAULTS = {"workers": 2, "threads": 1, "memory_limit": "auto"}  # stages/dask_engine.py's defaults
+SCHEDULER_VARIABLE = "MLP_DASK_SCHEDULER"
+CONNECT_TIMEOUT = "10s"
+
+
+def import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        from .errors import UsageError
+
+        raise UsageError("--engine dask needs Dask; install it with pip install 'mlp-pipeline[dask]', "
+                         "or leave out --engine dask.") from None
+    return distributed
+
+
+@contextlib.contextmanager
+def dask_client(root: Path | None) -> Iterator[Any]:
+    """A Client of MLP_DASK_SCHEDULER, else of the project's dask.scheduler (params.yaml), else of a LocalCluster
+    shaped by the project's dask: section (2 workers of 1 thread outside a project), stopped at the end."""
+    import logging
+
+    distributed = import_distributed()
+    section = _dask_section(root)
+    address = os.environ.get(SCHEDULER_VARIABLE) or section.get("scheduler")
+    with contextlib.ExitStack() as stack:
+        if address:
+            try:
+                client = stack.enter_context(distributed.Client(address, timeout=CONNECT_TIMEOUT))
+            except (OSError, TimeoutError, ValueError) as exc:
+                reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise DataError(f"cannot reach the Dask scheduler at {address} ({reason}); start it, or fix "
+                                f"{SCHEDULER_VARIABLE} / dask.scheduler in params.yaml.") from None
+        else:
+            s = {**DASK_DEFAULTS, **{k: v for k, v in section.items() if v is not None}}
+            local = stack.enter_context(distributed.LocalCluster(
+                n_workers=s["workers"], threads_per_worker=s["threads"], processes=True,
+                memory_limit=s["memory_limit"], silence_logs=logging.ERROR,
+                dashboard_address=os.environ.get("MLP_DASK_DASHBOARD", ":8787")))
+            client = stack.enter_context(distributed.Client(local))
+        yield client
+
+
+def _dask_section(root: Path | None) -> dict[str, Any]:
+    if root is None:
+        return {}
+    import yaml
+
+    from .files import parse_yaml
+
+    try:
+        params = parse_yaml((root / "params.yaml").read_bytes())
+    except (OSError, yaml.YAMLError):  # the pipeline's own commands report a broken params.yaml
+        return {}
+    section = params.get("dask") if isinstance(params, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+def score_on_dask(client: Any, chunks: Iterator[Any], scorer: Any, loaded: Any) -> Iterator[tuple[Any, float]]:
+    """(output chunk or None, share read) for each input chunk, in input order, each chunk checked and scored by a
+    task on the cluster (the same _Scorer code as the pandas path, on a copy of the bundle each worker loads);
+    the counts and the broken rules are merged into `scorer`. At most two chunks per worker are in flight, so
+    memory stays flat however big the input is."""
+    from collections import deque
+
+    window = 2 * max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
+    pending: deque = deque()
+    offset = 0
+    path = str(loaded.path)
+
+    def collect() -> tuple[Any, float]:
+        future, share = pending.popleft()
+        return _merge(scorer, *future.result()), share
+
+    for table, share in chunks:
+        data = client.scatter(table)
+        pending.append((client.submit(score_chunk, path, loaded.md5, str(scorer.input), scorer.on_invalid,
+                                      scorer.keep, data, offset, pure=False), share))
+        offset += table.num_rows
+        if len(pending) >= window:
+            yield collect()
+    while pending:
+        yield collect()
+
+
+_LOADED: dict[tuple[str, str], Any] = {}  # a worker's bundles, loaded once per process
+
+
+def score_chunk(path: str, md5: str, input: str, on_invalid: str, keep: list[str], table: Any,
+                offset: int) -> tuple[Any, int, int, int, dict]:
+    """A task: one chunk checked and scored as _Scorer.score does it; (output, rows, scored, invalid, broken)."""
+    from .bundle import load
+    from .predict import _Scorer
+
+    if (path, md5) not in _LOADED:
+        loaded = load(path, Path(path))
+        if loaded.md5 != md5:
+            raise DataError(f"the bundle {path} changed while scoring; run the command again.")
+        _LOADED[(path, md5)] = loaded
+    scorer = _Scorer(_LOADED[(path, md5)], Path(input), on_invalid, keep)
+    scorer.rows = offset  # rows of earlier chunks: the broken rules' first rows count from the file's start
+    out = scorer.score(table)
+    return out, scorer.rows - offset, scorer.scored, scorer.invalid, scorer.broken
+
+
+def _merge(scorer: Any, out: Any, rows: int, scored: int, invalid: int, broken: dict) -> Any:
+    """Add a chunk's counts to `scorer`; the chunk in the output's types (fixed by the first one), or None."""
+    scorer.rows += rows
+    scorer.scored += scored
+    scorer.invalid += invalid
+    for key, found in broken.items():  # in file order: the first chunk that broke a rule has its first row
+        if key in scorer.broken:
+            scorer.broken[key].count += found.count
+        else:
+            scorer.broken[key] = found
+    if scorer.broken or out is None:  # in fail mode nothing more is written once a rule is broken
+        return None
+    if scorer.schema is None:
+        scorer.schema, scorer.columns = out.schema, out.schema.names
+        return out
+    return scorer._cast(out)

@@ -68,12 +68,17 @@ def cluster():
         else:
             from params_spec import memory_bytes
 
+            limit = memory_bytes(s["memory_limit"])
+            if limit is not None and limit < WORKER_BASE_MEMORY:  # the workers would die loading the stage code
+                fail(f"a Dask worker needs about {WORKER_BASE_MEMORY / 2**20:,.0f} MiB for its own code, over its "
+                     f"memory limit of {limit / 2**20:,.0f} MiB; raise dask.memory_limit in params.yaml (a "
+                     f"partition of dask.partition_rows rows needs about {MEMORY_PER_PARTITION} times its size on top)")
             local = stack.enter_context(distributed.LocalCluster(
                 n_workers=s["workers"], threads_per_worker=s["threads"], processes=True,
                 memory_limit=memory_bytes(s["memory_limit"]) or "auto", silence_logs=logging.ERROR,
                 dashboard_address=os.environ.get("MLP_DASK_DASHBOARD", ":8787")))
             client = stack.enter_context(distributed.Client(local))
-        _share_code(client)
+        _share_code(client, scheduler_too=bool(address))  # a LocalCluster's scheduler is this process
         link = _dashboard(client)
         if link:
             progress_line(f"Dask dashboard: {link}", end="\n")
@@ -105,14 +110,36 @@ def _dashboard(client):
         return None
 
 
-def _share_code(client):
-    """Send the stage files this process has imported to every worker (and reload them there): a worker of a
-    cluster that outlives the stage must not run an older common.py, and one on another host has none."""
+def _share_code(client, scheduler_too):
+    """Send the stage files this process has imported to the workers (and to the scheduler, which unpickles the
+    tasks, when it is not this process), then (re)load them there: a cluster that outlives the stage must not run
+    an older common.py, and one on other hosts has none. All files go first, then all load, so that the order in
+    which they import each other does not matter; loaded twice, so that names one imported from another are fresh."""
+    from distributed.diagnostics.plugin import SchedulerUploadFile, UploadFile
+
     here = os.path.dirname(os.path.abspath(__file__))
-    for name, module in sorted(sys.modules.items()):
-        path = getattr(module, "__file__", None) or ""
-        if name != "__main__" and os.path.dirname(os.path.abspath(path)) == here and path.endswith(".py"):
-            client.upload_file(path, load=True)
+    names = []
+    for name, module in list(sys.modules.items()):
+        path = os.path.abspath(getattr(module, "__file__", None) or "")
+        if not name.startswith("__") and os.path.dirname(path) == here and path.endswith(".py"):  # not __main__
+            client.register_plugin(UploadFile(path, load=False), name=f"mlp-stage-{name}")
+            if scheduler_too:
+                client.register_plugin(SchedulerUploadFile(path, load=False), name=f"mlp-stage-{name}")
+            names.append(name)
+    client.run(_load_modules, names)
+    if scheduler_too:
+        client.run_on_scheduler(_load_modules, names)
+
+
+def _load_modules(names):
+    import importlib
+
+    for _ in range(2):
+        for name in names:
+            if name in sys.modules:
+                importlib.reload(sys.modules[name])
+            else:
+                importlib.import_module(name)
 
 
 def worker_memory(client):
@@ -145,8 +172,9 @@ def part_memory(parts):
 
 
 def open_parts(client, path):
-    """The part files of an input folder (or [path] for a file), checked against the workers' memory."""
-    parts = parquet_parts(path)
+    """The part files of an input folder (or [path] for a file), checked against the workers' memory. Absolute
+    paths: a worker of a cluster elsewhere does not run in the project folder."""
+    parts = [os.path.abspath(part) for part in parquet_parts(path)]
     if not parts:
         fail(f"{path} has no part files; run the stages before this one again (`mlp repro`)")
     check_memory(client, *part_memory(parts))
