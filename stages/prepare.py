@@ -8,14 +8,28 @@ Only decisions about single rows happen here. Imputing missing values and clippi
 numbers from the data (medians, quantiles), so they happen in featurize.py, fitted on the training
 rows only: computed here, before the split, they would leak test-set information into training.
 Fitted there, they also travel with the model, so new rows get exactly the same treatment.
+
+engine: dask (main_dask) drops the same rows, part i written from part i. The target and missing-share
+rules look at one row at a time, so each part applies them alone. Duplicates span parts, and the rows
+never meet in one process: each part's rows get a 64-bit hash of their values (common.row_hash: equal
+rows, equal hashes), and each part's distinct hashes with their counts go to a scratch file; the hashes
+are then cut into ranges, one task per range counting the range's hashes over every part, so that no
+process holds more than about a partition's worth of them. Only the rows whose hash occurs more than once
+are gathered here, in their order in the whole data, and compared in full with pandas' duplicated() (so a
+collision of hashes never drops a row): the first of equal rows is kept, as under the pandas engine.
+Memory here grows with the rows that have a duplicate, not with the data.
 """
+import os
+import shutil
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common import (copy_file, feature_columns, load_params, load_schema, read_table, write_json,
-                    write_parquet)
+from common import (copy_file, engine, feature_columns, load_params, load_schema, read_table, replace_dir,
+                    row_hash, write_json, write_parquet)
+from dask_engine import cluster, map_parts, open_parts, part_name
 
 IN = "data/interim/validated.parquet"
 OUT = "data/interim/prepared.parquet"
@@ -80,6 +94,8 @@ def duplicated_rows(table):
 
 
 def main():
+    if engine() == "dask":
+        return main_dask()
     params = load_params("prepare")
     schema = load_schema()
     target = schema["target"]
@@ -118,6 +134,107 @@ def main():
         copy_file(IN, OUT)  # nothing dropped: copying is faster than re-encoding the same data
     write_json(report, REPORT)
     print(f"prepare: {n} rows in, {report['rows_out']} out")
+
+
+# --- the Dask engine -------------------------------------------------------------------------------
+
+def count_hashes(part, out):
+    """A part's distinct row hashes (sorted) and how often each occurs, saved to `out` as a 2 x k array."""
+    hashes, counts = np.unique(row_hash(read_table(part)), return_counts=True)
+    np.save(out, np.stack([hashes, counts.astype(np.uint64)]))
+
+
+def repeated_hashes(files, lo, hi):
+    """The hashes in [lo, hi) (hi None: to the last) that occur more than once over all the parts' files."""
+    hashes, counts = [], []
+    for path in files:
+        saved = np.load(path, mmap_mode="r")
+        start = np.searchsorted(saved[0], np.uint64(lo))
+        stop = saved.shape[1] if hi is None else np.searchsorted(saved[0], np.uint64(hi))
+        hashes.append(np.array(saved[0, start:stop]))
+        counts.append(np.array(saved[1, start:stop]))
+    hashes, counts = np.concatenate(hashes), np.concatenate(counts)
+    distinct, where = np.unique(hashes, return_inverse=True)
+    return distinct[np.bincount(where, weights=counts, minlength=len(distinct)) > 1]
+
+
+def candidate_rows(part, repeated):
+    """(row numbers, rows) of a part whose hash is in `repeated`."""
+    table = read_table(part)
+    rows = np.flatnonzero(np.isin(row_hash(table), repeated))
+    return rows, table.take(pa.array(rows))
+
+
+def prepare_part(part, duplicates, target, features, share, out):
+    """The rules on one part (`duplicates`: its rows that repeat earlier rows of the data); part `out` written.
+    Returns the counts of reports/prepare.json for this part."""
+    table = read_table(part)
+    n = table.num_rows
+    drop = np.zeros(n, dtype=bool)
+    counts = {"rows_in": n, "dropped_duplicates": 0, "dropped_missing_target": 0, "dropped_too_many_missing": 0}
+    if duplicates is not None:
+        drop[duplicates] = True
+        counts["dropped_duplicates"] = int(drop.sum())
+    if target is not None:
+        no_target = is_missing(table[target])
+        counts["dropped_missing_target"] = int((no_target & ~drop).sum())
+        drop |= no_target
+    if features:
+        missing = np.zeros(n, dtype=np.int32)
+        for c in features:
+            missing += is_missing(table[c])
+        too_many = missing > share * len(features)
+        counts["dropped_too_many_missing"] = int((too_many & ~drop).sum())
+        drop |= too_many
+    counts["rows_out"] = int(n - drop.sum())
+    if drop.any():
+        write_parquet(table.filter(pa.array(~drop)), out)
+    else:
+        copy_file(part, out)  # nothing dropped: copying is faster than re-encoding the same data
+    return counts
+
+
+def main_dask():
+    """The same rules over the parts of data/interim/validated.parquet, on the Dask cluster."""
+    params = load_params("prepare")
+    schema = load_schema()
+    target = schema["target"]
+    with cluster() as client, replace_dir(OUT) as tmp:
+        parts = open_parts(client, IN)
+        names = read_table(parts[0]).column_names  # the parts share one schema
+        duplicates = [None] * len(parts)
+        if params.get("drop_duplicates", True):
+            duplicates = find_duplicates(client, parts, os.path.join(tmp, ".hashes"))
+        share = params.get("max_missing_share")
+        features = [c for c in feature_columns(schema) if c in names]
+        features = features if share is not None and share < 1 else []
+        keep_target = target if params.get("drop_missing_target", True) and target in names else None
+        results = map_parts(client, prepare_part, [(part, dup, keep_target, features, share, part_name(tmp, i))
+                                                   for i, (part, dup) in enumerate(zip(parts, duplicates))],
+                            "dropping rows")
+        report = {key: sum(r[key] for r in results) for key in results[0]}
+        write_json(report, REPORT)
+    print(f"prepare: {report['rows_in']} rows in, {report['rows_out']} out in {len(parts)} partitions")
+
+
+def find_duplicates(client, parts, scratch):
+    """For each part, its rows (numbers in the part) equal to an earlier row of the data, or None."""
+    os.makedirs(scratch)
+    files = [os.path.join(scratch, f"{i:05d}.npy") for i in range(len(parts))]
+    map_parts(client, count_hashes, list(zip(parts, files)), "hashing rows")
+    # Hashes are uniform over 64 bits: as many equal ranges as there are parts hold about a part's rows each.
+    edges = [k * 2**64 // len(parts) for k in range(len(parts))] + [None]
+    ranges = [(files, lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
+    repeated = np.concatenate(map_parts(client, repeated_hashes, ranges, "finding repeated rows"))
+    shutil.rmtree(scratch)
+    if not len(repeated):
+        return [None] * len(parts)
+    repeated = client.scatter(repeated, broadcast=True)  # sent to each worker once, not with every task
+    found = map_parts(client, candidate_rows, [(part, repeated) for part in parts], "gathering repeated rows")
+    rows = pa.concat_tables([t for _, t in found])  # in the order of the whole data
+    dup = rows.to_pandas().duplicated().to_numpy()
+    bounds = np.cumsum([0] + [len(r) for r, _ in found])
+    return [r[dup[start:stop]] for (r, _), start, stop in zip(found, bounds[:-1], bounds[1:])]
 
 
 if __name__ == "__main__":

@@ -224,6 +224,14 @@ def check_rows_read(path, n_rows, options):
         fail(f"{path} has a header but no data rows")
 
 
+def check_binary(path, table, options):
+    """Bytes that are not valid text come back as a binary column instead of an error."""
+    for name, type_ in zip(table.column_names, table.schema.types):
+        if pa.types.is_binary(type_) or pa.types.is_large_binary(type_):
+            fail(f"{path} is not a text CSV file in {options.label}: column {name!r} holds bytes that are not "
+                 f"{options.label} text; if it is Latin-1 text set ingest.encoding: latin-1 in params.yaml")
+
+
 def read_csv(path, params):
     """A CSV file as a Table, and {count, examples} of the rows skipped for a wrong number of fields."""
     options = CsvOptions(path, params)
@@ -232,11 +240,7 @@ def read_csv(path, params):
     except (pa.ArrowInvalid, UnicodeError) as e:
         csv_failure(path, e, options)
 
-    # Bytes that are not valid text come back as a binary column instead of an error.
-    for name, type_ in zip(table.column_names, table.schema.types):
-        if pa.types.is_binary(type_) or pa.types.is_large_binary(type_):
-            fail(f"{path} is not a text CSV file in {options.label}: column {name!r} holds bytes that are not "
-                 f"{options.label} text; if it is Latin-1 text set ingest.encoding: latin-1 in params.yaml")
+    check_binary(path, table, options)
     check_rows_read(path, table.num_rows, options)
     check_header(path, table.column_names, options)
 
@@ -331,18 +335,19 @@ def clean_names(names):
     return new_names, renamed
 
 
-def tidy_text(column, nulls, nulls_done=False):
+def tidy_text(column, nulls, nulls_done=False, numbers=True):
     """A text column: values trimmed, null values made missing, numbers if every value is one.
     nulls_done: the reader already made values equal to a null value missing (pyarrow's CSV reader
-    does), so only values that trimming changed can still be null values."""
+    does), so only values that trimming changed can still be null values. numbers=False: text stays
+    text (read_blocks: a column that is text elsewhere in the file)."""
     if pa.types.is_dictionary(column.type):  # categoricals from parquet: plain values, like every other source
-        return tidy_dictionary(column, nulls)
+        return tidy_dictionary(column, nulls, numbers)
     text = pc.utf8_trim_whitespace(column)
     if nulls and not (nulls_done and text_bytes(text) == text_bytes(column)):
         is_null = pc.is_in(text, value_set=pa.array(nulls, text.type))
         if pc.any(is_null).as_py():
             text = pc.if_else(is_null, pa.scalar(None, text.type), text)
-    if text.null_count < len(text):
+    if numbers and text.null_count < len(text):
         for number in (pa.int64(), pa.float64()):  # the order in which pyarrow infers them
             try:
                 pc.cast(text.slice(0, 1000), number)  # most text columns fail here, before a full pass
@@ -352,14 +357,14 @@ def tidy_text(column, nulls, nulls_done=False):
     return text
 
 
-def tidy_dictionary(column, nulls):
+def tidy_dictionary(column, nulls, numbers=True):
     """A dictionary-encoded text column as plain values, tidied: each distinct value once, not once per row
     (read_batches reads parquet text that way: a category column repeats a few values millions of times)."""
     column = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
     if column.num_chunks == 0:
         return pc.cast(column, column.type.value_type)
     column = column.unify_dictionaries()
-    values = tidy_text(column.chunk(0).dictionary, nulls)
+    values = tidy_text(column.chunk(0).dictionary, nulls, numbers=numbers)
     return pa.chunked_array([pc.take(values, chunk.indices) for chunk in column.chunks], values.type)
 
 
@@ -373,10 +378,12 @@ def is_text(type_):
     return pa.types.is_string(type_) or pa.types.is_large_string(type_)
 
 
-def tidy(table, nulls, nulls_done=False):
-    """Clean names and text columns; returns (table, renamed columns)."""
+def tidy(table, nulls, nulls_done=False, text=()):
+    """Clean names and text columns; returns (table, renamed columns). text: names (as cleaned) of text
+    columns that stay text even where every value is a number."""
     names, renamed = clean_names(table.column_names)
-    columns = [tidy_text(col, nulls, nulls_done) if is_text(col.type) else col for col in table.columns]
+    columns = [tidy_text(col, nulls, nulls_done, numbers=name not in text) if is_text(col.type) else col
+               for name, col in zip(names, table.columns)]
     return pa.Table.from_arrays(columns, names=names), renamed
 
 
@@ -581,3 +588,119 @@ def jsonl_batches(path, stream, rows, columns=None):
                               else pa.nulls(table.num_rows) for name in columns})
         if table.num_rows:
             yield table, None
+
+
+# --- in blocks typed like the whole file (engine: dask's ingest) ----------------------------------
+
+def read_blocks(params, rows, info, text=None):
+    """What read_source reads, in blocks of `rows` rows (CSV: `rows` lines), for files too big for memory.
+
+    Yields (i, Table) for blocks i = 0, 1, ...; each block is read and tidied as read_source reads and tidies
+    a whole file: CSV with pyarrow.csv.read_csv and the same options (so the same type inference, timestamps
+    and booleans included, null values and bad-line handling), JSON lines with pyarrow.json.read_json,
+    Parquet with the file's own types; a SQLite table or query comes whole from SQLite anyway, so it is read
+    by read_source and cut. (read_batches, for `mlp predict`, types CSV text with tidy_text alone.) A column
+    can still come out as int64 in one block and float64 or text in another: the caller unifies them.
+    Once every block has been read, `info` holds what read_source stores under mlp.ingest except rows and
+    columns: source, renamed_columns, skipped_lines (as read_source counts and lists them).
+
+    text: {i: names}: read only those blocks, again, with those columns (names as tidied) kept as the file
+    wrote them: for a column that is text in other blocks (a number column with a word far down the file).
+    """
+    path = params.get("path") or "data/raw/churn.csv"
+    fmt = str(params.get("format") or "auto").lower()
+    check_file(path)
+    if fmt == "auto":
+        fmt = detect_format(path)
+    info.update(source={"format": fmt, "path": path}, renamed_columns={},
+                skipped_lines={"count": 0, "examples": []})
+    if fmt == "sqlite":
+        table = read_source(params)
+        info.update(json.loads(table.schema.metadata[b"mlp.ingest"]))
+        for i, start in enumerate(range(0, table.num_rows, rows)):
+            if text is None or i in text:
+                yield i, table.slice(start, rows).replace_schema_metadata(None)
+        return
+    if fmt not in ("csv", "parquet", "jsonl"):
+        fail(f"ingest.format is {fmt!r}; set it in params.yaml to auto, csv, parquet, jsonl or sqlite")
+    nulls, n_rows, n_columns = null_values(params), 0, 0
+    with open_stream(path)[0] as stream:
+        if fmt == "csv":
+            blocks = csv_blocks(path, params, stream, rows, text, info)
+        elif fmt == "parquet":
+            large = [f.name for f in parquet_file(path).schema_arrow if pa.types.is_large_string(f.type)]
+            blocks = enumerate(large_text(table, large) for table, _ in parquet_batches(path, rows, None))
+        else:
+            blocks = enumerate(table for table, _ in jsonl_batches(path, stream, rows))
+        for i, table in blocks:
+            if text is not None and i not in text:
+                continue
+            table, renamed = tidy(table, nulls, nulls_done=fmt == "csv", text=(text or {}).get(i, ()))
+            info["renamed_columns"].update(renamed)
+            n_rows, n_columns = n_rows + table.num_rows, max(n_columns, table.num_columns)
+            yield i, table
+    if text is None and n_columns == 0:
+        fail(f"{path} has no columns")
+    if text is None and n_rows == 0:
+        fail(f"{path} has no rows")
+
+
+def large_text(table, names):
+    """parquet_batches reads text as dictionaries of string values: the file's large_string columns (pandas
+    writes those) stay large_string, as read_source reads them."""
+    for name in names:
+        column = table[name]
+        table = table.set_column(table.column_names.index(name), name,
+                                 column.cast(pa.dictionary(column.type.index_type, pa.large_string())))
+    return table
+
+
+def csv_blocks(path, params, stream, rows, text, info):
+    """(i, Table) for every `rows` lines of a CSV file: each block is parsed with the header line in front of
+    it, exactly as read_csv parses the whole file. A block ends at a line end outside quotes."""
+    options = CsvOptions(path, params)
+    if "\n".encode(options.label) != b"\n":
+        fail(f"{path} is {options.label} text, which cannot be cut into blocks by lines; convert it to utf-8 "
+             f"(`iconv -f {options.label} -t utf-8`), or set engine: pandas in params.yaml")
+    quote = options.parse.quote_char.encode() if options.parse.quote_char else None
+    lines = io.BufferedReader(stream)
+    header = whole_lines(lines, 1, quote)
+    try:
+        names = pv.read_csv(pa.py_buffer(header), options.read, options.parse, options.convert).column_names
+    except (pa.ArrowInvalid, UnicodeError) as e:
+        csv_failure(path, e, options)
+    check_header(path, names, options)
+    tidied = clean_names(names)[0]
+    n_rows = 0
+    for i, block in enumerate(iter(lambda: whole_lines(lines, rows, quote), b"")):
+        convert = options.convert
+        if text is not None:
+            if i not in text:
+                continue
+            convert = pv.ConvertOptions(null_values=options.convert.null_values, strings_can_be_null=True,
+                                        column_types={old: pa.string() for old, new in zip(names, tidied)
+                                                      if new in text[i]})
+        try:
+            table = pv.read_csv(pa.py_buffer(header + block), options.read, options.parse, convert)
+        except (pa.ArrowInvalid, UnicodeError) as e:
+            csv_failure(path, e, options)
+        check_binary(path, table, options)
+        n_rows += table.num_rows
+        yield i, table
+    if text is None:
+        check_rows_read(path, n_rows, options)
+        bad = options.bad
+        examples = find_bad_lines(path, options.read, options.parse, bad.expected, N_EXAMPLES) if bad.count else []
+        info["skipped_lines"] = {"count": bad.count, "examples": examples}
+
+
+def whole_lines(lines, n, quote):
+    """The next n lines as bytes, and the lines after them while a quoted value is still open (a value
+    with line breaks in it: the CSV standard's doubled quotes inside values keep the count even)."""
+    block = b"".join(itertools.islice(lines, n))
+    more, odd = [], quote is not None and block.count(quote) % 2
+    while odd and (line := lines.readline()):
+        more.append(line)
+        odd ^= line.count(quote) % 2
+    return block + b"".join(more)
+
