@@ -84,16 +84,6 @@ def test_rows(n, test_size):
     return n_test
 
 
-def check_time_column(time_column, names):
-    if time_column and time_column not in names:
-        fail(f"split.time_column is {time_column!r}, which is not a column of the data; set it in params.yaml "
-             f"to a datetime column ({', '.join(names)}) or null")
-
-
-def stratified(params, schema):
-    return bool(params.get("stratify", True)) and schema.get("task") == "classification"
-
-
 def main():
     if engine() == "dask":
         return main_dask()
