@@ -43,6 +43,8 @@ def shared_cluster(params: dict[str, Any]) -> Iterator[Callable[[], None]]:
             raise UsageError("engine: dask needs Dask; install it with pip install 'mlp-pipeline[dask]', "
                              "or set engine: pandas in params.yaml.") from exc
         section = params.get("dask") or {}
+        if _too_small(section.get("memory_limit")):
+            return  # workers would die starting up: each stage refuses the limit with one line instead
         cluster = stack.enter_context(distributed.LocalCluster(
             n_workers=section.get("workers") or 2, threads_per_worker=section.get("threads") or 1, processes=True,
             memory_limit=_memory(section.get("memory_limit")), silence_logs=logging.ERROR,
@@ -51,6 +53,13 @@ def shared_cluster(params: dict[str, Any]) -> Iterator[Callable[[], None]]:
 
     with stack:
         yield start
+
+
+def _too_small(value: Any) -> bool:
+    """Below what a worker needs for its own code (stages/dask_engine.py WORKER_BASE_MEMORY, 150 MiB)."""
+    from dask.utils import parse_bytes
+
+    return value not in (None, "auto") and parse_bytes(value) < 150 * 2**20
 
 
 def _memory(value: Any) -> Any:

@@ -298,6 +298,7 @@ def reproduce(
                 _run_changed(stage, force=force)
         except Exception as exc:
             record(StageRun(name, "failed", changes, time.perf_counter() - started, log))
+            _restore_outputs(stage)
             raise _stage_failure(name, stage.cmd or "", exc, log) from exc
         restored = any(RUN_CACHE_RESTORED in m for m in records.messages[first_record:])
         record(StageRun(name, "restored" if restored else "ran", changes, time.perf_counter() - started, log))
@@ -308,6 +309,16 @@ def reproduce(
         for stage in _plan(repo, targets):
             run_one(stage)
     return runs
+
+
+def _restore_outputs(stage: Any) -> None:
+    """Put back the outputs DVC removed before running a stage that then failed: dvc.lock still records them (the
+    stage failed before its entry was written), so they come from the cache. Best effort: outputs never
+    cached (a first run) stay absent, as they were."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        stage.checkout(force=True)
 
 
 def _run_changed(stage: Any, force: bool) -> None:
@@ -559,6 +570,7 @@ def internals_problems() -> list[str]:
     need("Stage.run(force=...)", lambda: takes(stage_class().run, "force"))
     need("Stage.dump(update_pipeline=...)", lambda: callable(stage_class().dump))
     need("Stage.status()", lambda: callable(stage_class().status))
+    need("Stage.checkout(force=...)", lambda: takes(stage_class().checkout, "force"))
     need("ParamsDependency.read_params()", lambda: callable(__import__(
         "dvc.dependency.param", fromlist=["ParamsDependency"]).ParamsDependency.read_params))
     need("Repo.scm_context() and Repo.index", lambda: all(hasattr(__import__("dvc.repo", fromlist=["Repo"]).Repo, a)
