@@ -104,18 +104,194 @@ def _category_codes(text, categories):
     return found.fill_null(-1).to_numpy(zero_copy_only=False)
 
 
-def _fill_value(x, how):
-    """The value that replaces missing ones, learned from training values `x` (NaN = missing)."""
-    if how == "none":
-        return None
-    if how == "zero" or np.isnan(x).all():
-        return 0.0
-    return float(np.nanmedian(x) if how == "median" else np.nanmean(x))
-
-
 def _safe_name(name):
     # XGBoost rejects feature names containing [ ] or <.
     return str(name).replace("[", "(").replace("]", ")").replace("<", "lt")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fitting from statistics. Featurizer.fit gathers, for every number a column gives (a numeric, integer or
+# boolean column, a datetime part), its count of non-missing values, the values at a few ranks and an exact
+# sum, and for every categorical column its value counts; fit_steps turns them into steps. The Dask engine
+# (stages/dask_featurize.py) gathers the same statistics over partitions and calls fit_steps too, so both
+# engines write the same featurizer.json.
+
+SUM_SHIFT = 1126  # every finite float64 is m * 2**e with integer m and e >= -1126: times 2**1126, an integer
+_EXPONENT_BASE, _EXPONENTS = 1100, 4096  # frexp exponents (-1073..1024) as 0 <= e + base < _EXPONENTS
+
+
+def fit_plan(schema, params, columns):
+    """(settings, [(name, kind)]): the featurize params checked, and the columns to learn from, in schema
+    order. ValueError says what is wrong in params or schema.yaml, or which column the data lacks."""
+    impute = params.get("impute", "median")
+    if impute not in IMPUTE:
+        raise ValueError(f"featurize.impute is {impute!r}; use one of {', '.join(IMPUTE)}")
+    parts = list(params.get("datetime_parts") or [])
+    bad = [p for p in parts if p not in DATETIME_PARTS]
+    if bad:
+        raise ValueError(f"featurize.datetime_parts has {bad}; use some of {', '.join(DATETIME_PARTS)}")
+    clip = params.get("clip_quantiles")
+    settings = {"impute": impute, "parts": parts, "clip": [float(clip[0]), float(clip[1])] if clip else None,
+                "max_categories": int(params.get("max_categories", 20))}
+    target = schema.get("target")
+    chosen = []
+    for name, spec in (schema.get("columns") or {}).items():
+        spec = spec or {}
+        kind = spec.get("kind", "numeric")
+        if name == target or spec.get("role", "feature") != "feature" or kind == "identifier":
+            continue
+        if name not in columns:
+            raise ValueError(f"column {name!r} of schema.yaml is not in the training data")
+        if kind not in ("numeric", "integer", "boolean", "datetime", "categorical", "text"):
+            raise ValueError(f"column {name!r} has kind {kind!r} in schema.yaml; use numeric, integer, "
+                             "categorical, boolean, datetime, text or identifier")
+        chosen.append((name, kind))
+    return settings, chosen
+
+
+def number_series(columns, settings):
+    """[(key, column, kind, datetime part or None)]: the numbers the columns give, each fitted on its own."""
+    series = []
+    for name, kind in columns:
+        if kind == "datetime":
+            series += [(f"{name}\x00{p}", name, kind, p) for p in settings["parts"]]
+        elif kind in ("numeric", "integer", "boolean"):
+            series.append((name, name, kind, None))
+    return series
+
+
+def series_values(s, kind, part=None):
+    """A number series' float64 values (NaN: missing); for a datetime part, `s` may be _as_datetime's result."""
+    if kind == "datetime":
+        return _datetime_part(_as_datetime(s), part)
+    return _as_bool(s) if kind == "boolean" else _as_float(s)
+
+
+def _clip_for(kind, settings):
+    return settings["clip"] if kind in ("numeric", "integer") else None
+
+
+def _position(n, q):
+    """The ranks np.quantile's linear method interpolates between, and the weight of the higher one."""
+    position = (n - 1) * q
+    lo = int(np.floor(position))
+    return lo, min(lo + 1, n - 1), position - lo
+
+
+def number_ranks(n, kind, settings):
+    """The ranks (0-based, in the order of the n non-missing values) whose values the series' fit needs."""
+    if n == 0:
+        return []
+    ranks = set()
+    for q in _clip_for(kind, settings) or []:
+        ranks.update(_position(n, q)[:2])
+    if settings["impute"] == "median":
+        ranks.update({(n - 1) // 2, n // 2})
+    return sorted(ranks)
+
+
+def clip_bounds(n, ranked, kind, settings):
+    """[lo, hi]: the clip quantiles, as np.nanquantile gives them (its linear interpolation, bit for bit), or None.
+    ranked: {rank: value} for number_ranks."""
+    clip = _clip_for(kind, settings)
+    if not clip or n == 0:
+        return None
+    bounds = []
+    for q in clip:
+        lo, hi, t = _position(n, q)
+        a, b = ranked[lo], ranked[hi]
+        diff = b - a
+        bounds.append(float(b - diff * (1 - t) if t >= 0.5 else a + diff * t))  # numpy's _lerp
+    return bounds
+
+
+def clipped(x, bounds):
+    return x if bounds is None else np.clip(x, bounds[0], bounds[1])
+
+
+def fill_value(n, ranked, bounds, total, impute):
+    """The value that replaces missing ones: the median of the clipped values (clipping keeps their order, so
+    it is the clipped middle values' mean, as np.nanmedian takes it), their exact mean (total: exact_sums of the
+    clipped values), zero, or None (impute: none)."""
+    if impute == "none":
+        return None
+    if impute == "zero" or n == 0:
+        return 0.0
+    if impute == "median":
+        middle = clipped(np.array([ranked[(n - 1) // 2], ranked[n // 2]]), bounds)
+        return float(middle[0] if n % 2 else np.mean(middle))
+    return exact_mean(total, 0, n)
+
+
+def exact_sums(codes, x, groups):
+    """The sums of x (float64) per group (codes: 0..groups-1), exactly: ([Python int: the finite values' sum times
+    2**SUM_SHIFT] per group, [the non-finite values' sum] per group). Sums of partitions add up to the sum of
+    the whole, whatever the order of the rows: a float sum (numpy's pairwise one) would not."""
+    x = np.asarray(x, dtype=np.float64)
+    codes = np.asarray(codes, dtype=np.int64)
+    finite = np.isfinite(x)
+    special = np.bincount(codes[~finite], weights=x[~finite], minlength=groups)  # inf, -inf, nan: any order
+    mantissa, exponent = np.frexp(x[finite])
+    m = (mantissa * 2.0 ** 53).astype(np.int64)  # exact: x = m * 2**(exponent - 53)
+    key = codes[finite] * _EXPONENTS + (exponent.astype(np.int64) + _EXPONENT_BASE)
+    sums = [0] * groups
+    if len(key):
+        order = np.argsort(key, kind="stable")
+        key, m = key[order], m[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        high = np.add.reduceat(m >> 26, starts)  # halves of 27 bits: int64 sums of up to 2**36 values
+        low = np.add.reduceat(m & ((1 << 26) - 1), starts)
+        for k, h, lo in zip(key[starts].tolist(), high.tolist(), low.tolist()):
+            group, e = divmod(k, _EXPONENTS)
+            sums[group] += ((h << 26) + lo) << (e - _EXPONENT_BASE - 53 + SUM_SHIFT)
+    return sums, special.tolist()
+
+
+def add_sums(a, b):
+    """Two exact_sums results added (a partition's to the others')."""
+    return [x + y for x, y in zip(a[0], b[0])], [x + y for x, y in zip(a[1], b[1])]
+
+
+def exact_mean(sums, group, n):
+    """The mean of a group's n values from exact_sums: the exact sum over n, rounded once."""
+    from fractions import Fraction
+
+    special = sums[1][group]
+    if special != 0:  # an infinity (or both: NaN) among the values
+        return float(special)
+    return float(Fraction(sums[0][group], n << SUM_SHIFT))
+
+
+def top_categories(counts, max_categories):
+    """The `max_categories` most frequent values of {value: count} (all when fewer), sorted; ties at the cut are
+    broken by value, so the choice does not depend on row order."""
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:max_categories]
+    return sorted(str(v) for v, _ in top)
+
+
+def value_counts(s):
+    """{value: count} of a categorical column's text (_as_text), missing values left out."""
+    counts = _as_text(s).value_counts(dropna=True)
+    return {str(v): int(c) for v, c in counts.items()}
+
+
+def fit_steps(columns, settings, numbers, counts):
+    """The steps from the gathered statistics. numbers: {series key: (clip bounds, fill)}, counts: {categorical
+    column: {value: count}}."""
+    steps = []
+    for name, kind in columns:
+        if kind in ("numeric", "integer"):
+            bounds, fill = numbers[name]
+            steps.append({"column": name, "kind": kind, "clip": bounds, "fill": fill})
+        elif kind == "boolean":
+            steps.append({"column": name, "kind": kind, "fill": numbers[name][1]})
+        elif kind == "datetime":
+            steps.append({"column": name, "kind": kind, "parts": [{"part": p, "fill": numbers[f"{name}\x00{p}"][1]}
+                                                                   for p in settings["parts"]]})
+        else:
+            steps.append({"column": name, "kind": kind,
+                          "categories": top_categories(counts[name], settings["max_categories"])})
+    return steps
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,53 +310,21 @@ class Featurizer:
     @classmethod
     def fit(cls, df, schema, params):
         """Learn fill values, clip bounds and categories from the training rows `df`."""
-        impute = params.get("impute", "median")
-        if impute not in IMPUTE:
-            raise ValueError(f"featurize.impute is {impute!r}; use one of {', '.join(IMPUTE)}")
-        parts = list(params.get("datetime_parts") or [])
-        bad = [p for p in parts if p not in DATETIME_PARTS]
-        if bad:
-            raise ValueError(f"featurize.datetime_parts has {bad}; use some of {', '.join(DATETIME_PARTS)}")
-        clip = params.get("clip_quantiles")
-        max_categories = int(params.get("max_categories", 20))
-        target = schema.get("target")
-
-        steps = []
-        for name, spec in (schema.get("columns") or {}).items():
-            spec = spec or {}
-            kind = spec.get("kind", "numeric")
-            if name == target or spec.get("role", "feature") != "feature" or kind == "identifier":
-                continue
-            if name not in df.columns:
-                raise ValueError(f"column {name!r} of schema.yaml is not in the training data")
-            s = df[name]
-            if kind in ("numeric", "integer"):
-                x = _as_float(s)
-                step = {"column": name, "kind": kind, "clip": None}
-                if clip and not np.isnan(x).all():
-                    lo, hi = np.nanquantile(x, [float(clip[0]), float(clip[1])])
-                    step["clip"] = [float(lo), float(hi)]
-                    x = np.clip(x, lo, hi)
-                step["fill"] = _fill_value(x, impute)
-            elif kind == "boolean":
-                step = {"column": name, "kind": kind, "fill": _fill_value(_as_bool(s), impute)}
-            elif kind == "datetime":
-                dt = _as_datetime(s)
-                fills = [_fill_value(_datetime_part(dt, p), impute) for p in parts]
-                step = {"column": name, "kind": kind,
-                        "parts": [{"part": p, "fill": fill} for p, fill in zip(parts, fills)]}
-            elif kind in ("categorical", "text"):
-                counts = _as_text(s).value_counts(dropna=True)  # most frequent first
-                if len(counts) > max_categories > 0:
-                    counts = counts[counts >= counts.iloc[max_categories - 1]]  # the top N and ties
-                # Ties at the cut are broken by value, so the choice does not depend on row order.
-                top = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:max_categories]
-                step = {"column": name, "kind": kind, "categories": sorted(str(v) for v, _ in top)}
-            else:
-                raise ValueError(f"column {name!r} has kind {kind!r} in schema.yaml; use numeric, integer, "
-                                 "categorical, boolean, datetime, text or identifier")
-            steps.append(step)
-        return cls(steps, params)
+        settings, columns = fit_plan(schema, params, df.columns)
+        numbers, datetimes = {}, {}
+        for key, name, kind, part in number_series(columns, settings):
+            if kind == "datetime" and name not in datetimes:
+                datetimes[name] = _as_datetime(df[name])
+            x = series_values(datetimes.get(name, df[name]), kind, part)
+            x = x[~np.isnan(x)] + 0.0  # -0.0 as 0.0: ranking cannot tell them apart
+            ranks = number_ranks(len(x), kind, settings)
+            ranked = dict(zip(ranks, np.partition(x, ranks)[ranks].tolist())) if ranks else {}
+            bounds = clip_bounds(len(x), ranked, kind, settings)
+            total = exact_sums(np.zeros(len(x), np.int64), clipped(x, bounds), 1) \
+                if settings["impute"] == "mean" else None
+            numbers[key] = bounds, fill_value(len(x), ranked, bounds, total, settings["impute"])
+        counts = {name: value_counts(df[name]) for name, kind in columns if kind in ("categorical", "text")}
+        return cls(fit_steps(columns, settings, numbers, counts), params)
 
     # -- applying -----------------------------------------------------------------------------
 
