@@ -124,5 +124,7 @@ def test_the_repositorys_lock_matches_its_code_and_params() -> None:
                 actual = hashlib.md5((repo / dep["path"]).read_bytes()).hexdigest()
                 assert actual == dep["md5"], f"{dep['path']} changed since dvc.lock: run `make repro` and commit"
         for key, value in stage.get("params", {}).get("params.yaml", {}).items():
-            section, leaf = key.split(".", 1)
-            assert params[section][leaf] == value, f"{key} changed since dvc.lock: run `make repro` and commit"
+            node = params
+            for part in key.split("."):  # top-level keys (engine) too
+                node = node[part]
+            assert node == value, f"{key} changed since dvc.lock: run `make repro` and commit"
