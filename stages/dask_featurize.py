@@ -13,6 +13,8 @@ features.fit_steps and encoding.encoding_block turn the statistics into the feat
 pandas engine, so both write the same featurizer.json.
 """
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 import order_stats
@@ -41,12 +43,29 @@ def part_series(df, series):
 
 # --- the tasks (one per part) ----------------------------------------------------------------------
 
-def count_part(part, series, categorical, target):
-    """Pass 1: ({series key: non-missing values}, {column: {value: count}}, the target's classes or None)."""
-    df = read_part(part, [s[1] for s in series] + categorical + ([target] if target else []))
+def count_part(part, series, categorical, target, classes):
+    """Pass 1: ({series key: non-missing values}, {column: {value: count}}, the target's classes (if `classes`) or
+    None, the arrow type the target is written with)."""
+    df = read_part(part, [s[1] for s in series] + categorical + [target])
     numbers = {key: len(x) for key, x in part_series(df, series).items()}
     return numbers, {name: value_counts(df[name]) for name in categorical}, \
-        target_labels(df[target]) if target else None
+        target_labels(df[target]) if classes else None, target_type(df, target)
+
+
+def target_type(df, target):
+    """The arrow type the pandas path writes a target with (df[target].to_numpy() in a DataFrame)."""
+    column = pd.DataFrame({target: df[target].to_numpy()})
+    return pa.Table.from_pandas(column, preserve_index=False).schema.field(target).type
+
+
+def target_kind(kinds):
+    """The arrow type of the whole table's target, from its parts': an empty part or one whose targets are all
+    missing says nothing (null); integers in some parts and floats in others (missing values, read as NaN) are
+    floats in the whole table."""
+    kinds = set(kinds) - {pa.null()}
+    if len(kinds) > 1 and all(pa.types.is_integer(k) or pa.types.is_floating(k) for k in kinds):
+        return pa.float64()
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def rank_part(part, series, requests):
@@ -71,30 +90,40 @@ def sum_part(part, series, bounds, encoded, target, offset):
     return sums, stats
 
 
-def write_part(part, featurizer, blocks, columns, target, offset, out):
-    """Pass 4: the features of a part (and its target, as is), like featurize.py's pandas path writes them."""
+def write_part(part, featurizer, blocks, columns, target, kind, offset, out):
+    """Pass 4: the features of a part (and its target, as is), like featurize.py's pandas path writes them; the
+    target as arrow type `kind` in every part (an empty part's would be null): one schema for the folder."""
     df = read_part(part, columns)
     features = featurizer.transform(df)
     if blocks:
         out_of_fold(featurizer, features, df, blocks, row_folds(offset, len(df)))
     features[target] = df[target].to_numpy()
-    write_parquet(features, out)
+    table = pa.Table.from_pandas(features, preserve_index=False)
+    if kind is not None and table[target].type != kind:
+        table = table.set_column(table.schema.get_field_index(target), target, table[target].cast(kind))
+    write_parquet(table, out)
     return len(df)
 
 
 # --- the stage -------------------------------------------------------------------------------------
 
 def fit(client, parts, schema, params):
-    """(the Featurizer with its encodings, the out-of-fold blocks for write), as the pandas path fits them on the
-    parts' rows together. ValueError: what the featurizer cannot use (the pandas path's messages)."""
-    settings, columns = fit_plan(schema, params, pq.ParquetFile(parts[0]).schema_arrow.names)
+    """(the Featurizer with its encodings, the out-of-fold blocks for write, the target's arrow type for write), as
+    the pandas path fits them on the parts' rows together. ValueError: what the featurizer cannot use (the pandas
+    path's messages)."""
+    names = pq.ParquetFile(parts[0]).schema_arrow.names  # the parts share one schema
+    settings, columns = fit_plan(schema, params, names)
+    if schema["target"] not in names:  # a task would stop on a KeyError
+        raise ValueError(f"the target {schema['target']!r} of schema.yaml is not in the training data; "
+                         "set target: in schema.yaml to one of its columns")
     how = encoding_how(params)
     series = number_series(columns, settings)
     kinds = {key: kind for key, _, kind, _ in series}
     categorical = [name for name, kind in columns if kind in ("categorical", "text")]
     task = schema.get("task", "classification")
     labels_of = schema["target"] if how == "target" and task == "classification" else None
-    found = map_parts(client, count_part, [(p, series, categorical, labels_of) for p in parts], "counting values")
+    found = map_parts(client, count_part, [(p, series, categorical, schema["target"], labels_of is not None)
+                                           for p in parts], "counting values")
 
     n = {key: sum(f[0][key] for f in found) for key in kinds}
     counts = {}
@@ -124,7 +153,7 @@ def fit(client, parts, schema, params):
     featurizer = Featurizer(fit_steps(columns, settings, numbers, counts), params)
     outputs = target_outputs(task, classes) if how == "target" else None
     blocks = {name: encoding_block(values, stats[name], how, outputs) for name, values in encoded.items()}
-    return with_encodings(featurizer, blocks), blocks
+    return with_encodings(featurizer, blocks), blocks, target_kind(f[3] for f in found)
 
 
 def ranked_values(client, parts, series, n, settings):
@@ -163,8 +192,10 @@ def offsets(parts):
     return np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(int).tolist()
 
 
-def write(client, parts, featurizer, blocks, columns, target, folder):
-    """Part i of the features from part i of the split, into `folder`; the number of rows."""
-    return sum(map_parts(client, write_part, [(p, featurizer, blocks, columns, target, offset, part_name(folder, i))
+def write(client, parts, featurizer, blocks, columns, target, kind, folder):
+    """Part i of the features from part i of the split, into `folder` (the target as arrow type `kind`); the number
+    of rows."""
+    return sum(map_parts(client, write_part, [(p, featurizer, blocks, columns, target, kind, offset,
+                                               part_name(folder, i))
                                               for i, (p, offset) in enumerate(zip(parts, offsets(parts)))],
                          "writing features"))

@@ -52,14 +52,14 @@ def main_dask():
     with cluster() as client:
         parts = open_parts(client, IN)
         try:
-            featurizer, blocks = dask_featurize.fit(client, parts, schema, params)
+            featurizer, blocks, kind = dask_featurize.fit(client, parts, schema, params)
         except ValueError as e:
             fail(e)
         if target in featurizer.feature_names:
             fail(f"a feature is named like the target {target!r}; rename that column")
         with replace_dir(OUT) as tmp:
             rows = dask_featurize.write(client, parts, featurizer, blocks, feature_columns(schema) + [target],
-                                        target, tmp)
+                                        target, kind, tmp)
     write_json(featurizer.to_dict(), FEATURIZER)
     print(f"featurize: {len(featurizer.feature_names)} features from {len(featurizer.steps)} columns, {rows} rows "
           f"in {len(parts)} partitions")
