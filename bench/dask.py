@@ -5,31 +5,36 @@ bench/out/dask/), made once per run: the template. Each measured run gets a fres
 its DVC cache entry hard-linked, everything else copied; an untimed `dvc status` then hashes the raw data into
 the copy's DVC state, as `mlp init` leaves it), so every run is a cold `mlp repro` in which every stage runs.
 The copy's params.yaml gets its side's settings (with mlp's own `with_values`, comments kept: what
-`mlp init --engine dask` writes apart from requirements.txt):
+`mlp init --engine dask` writes, apart from requirements.txt):
 
     pandas   engine: pandas
-    dask     engine: dask; dask.workers 2, dask.threads 1, dask.memory_limit LIMIT (per worker),
-             dask.partition_rows PARTITION_ROWS; the LocalCluster `mlp repro` starts for the whole run
-    dask1    the same with dask.workers 1 (the same limit per worker: a worker is a machine's share)
+    dask     engine: dask; dask.workers 2, dask.threads 1, dask.memory_limit 6GiB per worker, dask.partition_rows
+             250,000; the one LocalCluster `mlp repro` starts for the whole run
+    dask1    the same with dask.workers 1 (the same limit per worker: a worker stands for a machine's share)
 
-Every run is sampled every 50 ms like bench/measure.py's `measure` (the largest sum, over the processes of the
-tree alive at one moment, of each one's own peak RSS: mlp with DVC and, under Dask, the scheduler; the stage
-processes; the Dask workers), and capped: a run whose tree holds more than CAP (current RSS, summed), or that
-leaves the machine less than MIN_FREE, is stopped (its processes killed, by pid) and recorded as "did not
-finish: over the cap at stage X". A run that fails (a Dask worker killed for its memory, say) is recorded with
-mlp's one-line error instead of stopping the benchmark. Per Dask worker process, its own peak RSS is compared
-with its memory limit (Dask itself restarts a worker that reaches 95% of it: a restart is counted and shown).
+Every run is sampled every 50 ms as bench/measure.py's `measure` samples (the peak: the largest sum, over the
+processes of the tree alive at one moment, of each one's own peak RSS: mlp with DVC and, under Dask, the
+scheduler; the stage process; the Dask workers), and capped: a run whose tree holds more than CAP (current RSS,
+summed), or that leaves the machine less than MIN_FREE, is stopped (its processes killed, each by its pid) and
+recorded as "did not finish: stopped ... at stage X". A run that fails (say a Dask worker killed for its
+memory) is recorded with mlp's one-line error instead of stopping the benchmark. Each Dask worker process's own
+peak RSS is compared with its memory limit (Dask restarts a worker that reaches 95% of it: restarts are counted).
 
-1. memory    a cold `mlp repro` per engine at each of SIZES rows: the tree's peak, the workers' peaks beside
-             their limit, per stage the tree's largest current RSS while it ran.
-2. wall      the same runs: pandas and dask alternated at 1M and 10M rows (ROUNDS rounds, which side goes first
-             rotating), and dask1 with them at WORKERS_ROWS rows; per side the fastest undisturbed run (its
-             memory figures are the ones reported).
-3. out of core  at OOC_ROWS rows, a dask project run in two steps: `mlp repro featurize` (ingest, validate,
-             prepare, split, featurize) with OOC_LIMIT per worker, far below the raw data (its CSV bytes and the
-             in-memory arrow bytes of the ingested table are recorded), then `mlp repro` (tune, train, evaluate,
-             package) with LIMIT: xgboost.dask keeps each worker's share of the training feature matrix in memory
-             (its arrow bytes are recorded too), so training needs a limit of about that size.
+1. memory    a cold `mlp repro` per engine at 1M, 10M and 30M rows: the tree's peak, the workers' peaks beside
+             their limit, per stage the tree's (and the workers') largest current RSS while it ran.
+2. wall      the same runs: pandas and dask alternated at 1M (3 rounds) and 10M rows (2 rounds), dask1 with them
+             at 10M, each round starting with the next side; per side the fastest undisturbed run (its memory
+             figures are the ones reported). 30M: one run of each.
+3. out of core  at 30M rows, a dask project run in two steps: `mlp repro featurize` (ingest, validate, prepare,
+             split, featurize) under 640MiB per worker, far below the data (its CSV bytes and the in-memory arrow
+             bytes of the ingested table are recorded), then `mlp repro` (tune, train, evaluate, package) under
+             6GiB per worker: xgboost.dask keeps each worker's share of the training feature matrix in memory (its
+             arrow bytes are recorded too), so training needs a limit of about that size, not the data stages'.
+             Beside it, the pandas run at 30M (part 1): its peak in the same data stages and in all.
+
+`--quick`: 100k and 300k rows, one round each, partition_rows 25,000, 1GiB and 640MiB per worker; out of core
+at 300k rows (far from out of core: a smoke run of the code only). The full run takes about 80-90 minutes on
+2 cores; run it alone.
 
     .venv/bin/python bench/run.py --only dask [--quick]    # bench/out/results-dask.json
     .venv/bin/python bench/dask.py [--quick]               # the same, figures printed only
@@ -43,6 +48,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,8 +58,8 @@ from pathlib import Path
 
 import psutil
 
-from measure import (MB, MLP, OUT, POLL_SECONDS, PYTHON, WRAPPER, Result, bench_env, busy_cpu_s, disturbed, pick,
-                     run, wait_for_quiet)
+from measure import (DVC, MB, MLP, OUT, POLL_SECONDS, PYTHON, WRAPPER, Result, bench_env, busy_cpu_s, disturbed,
+                     pick, run, wait_for_quiet)
 
 FOLDER = OUT / "dask"
 GiB = 2**30
@@ -76,9 +82,14 @@ class Plan:
 
 
 FULL = Plan(sizes=(1_000_000, 10_000_000, 30_000_000), rounds={1_000_000: 3, 10_000_000: 2},
-            workers_rows=10_000_000, ooc_rows=30_000_000, limit="4GiB", ooc_limit="1GiB", partition_rows=250_000)
+            workers_rows=10_000_000, ooc_rows=30_000_000, limit="6GiB", ooc_limit="640MiB", partition_rows=250_000)
 QUICK = Plan(sizes=(100_000, 300_000), rounds={100_000: 1, 300_000: 1}, workers_rows=300_000, ooc_rows=300_000,
-             limit="1GiB", ooc_limit="768MiB", partition_rows=25_000)
+             limit="1GiB", ooc_limit="640MiB", partition_rows=25_000)
+# Why these limits (measured at 3M and 10M rows, partition_rows 250,000): in the data stages a worker peaks at
+# 410-450 MB whatever the rows (one partition at a time), so 640MiB holds them with room below Dask's pause at
+# 80%. Training holds each worker's share of the training feature matrix (with its quantized copy and freed
+# arrow memory, about 1.8 times its arrow bytes) on top of about 300 MB: at 30M rows (4.2 GB of features) about
+# 4.0 GB a worker, so 6GiB keeps it below the pause and well below the restart at 95%.
 
 
 def label(rows: int) -> str:
@@ -119,19 +130,16 @@ def _link_big(src: str, dst: str) -> None:
 
 
 def fresh_copy(source: Path, dest: Path, settings: dict) -> Path:
-    from mlp.params import with_values
-
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(source, dest, symlinks=True, copy_function=_link_big)
-    params = dest / "params.yaml"
-    params.write_text(with_values(params.read_text(encoding="utf-8"), settings), encoding="utf-8")
-    run([str(Path(MLP).parent / "dvc"), "status", "-q"], dest) if False else _dvc_status(dest)
+    set_params(dest, settings)
+    _dvc_status(dest)
     return dest
 
 
 def _dvc_status(project: Path) -> None:
     """Hash the raw data into the copy's DVC state, untimed (exit 1 only says that stages are to run)."""
-    subprocess.run([str(Path(MLP).parent / "dvc"), "status", "-q"], cwd=project, env=bench_env(),
+    subprocess.run([DVC, "status", "-q"], cwd=project, env=bench_env(),
                    capture_output=True, check=False)
 
 
@@ -181,10 +189,8 @@ def _status(pid: int) -> tuple[int, int]:
 
 
 def _role(proc: psutil.Process) -> tuple[str, str | None]:
-    """(role, stage): a stage process (`python stages/NAME.py`), a Dask worker (a process the nanny spawned),
-    mlp itself (the wrapper's child) or another (a shell, multiprocessing's resource tracker)."""
-    import re
-
+    """(role, stage): a stage process (`python stages/NAME.py`), a Dask worker (a process the nanny spawned)
+    or another (mlp itself, a shell, multiprocessing's resource tracker)."""
     cmdline = " ".join(proc.cmdline())
     found = re.search(r"stages/(\w+)\.py\b", cmdline)
     if found and "python" in cmdline.split(" ", 1)[0]:
@@ -220,8 +226,9 @@ class Sampler:
             try:
                 key = (proc.pid, proc.create_time())
                 if key not in self.procs:
-                    role, stage = _role(proc)
-                    self.procs[key] = {"role": role, "stage": stage, "peak": 0}
+                    self.procs[key] = {"role": "other", "stage": None, "peak": 0}
+                if self.procs[key]["role"] == "other":  # again: just forked, it may not have exec'd its command yet
+                    self.procs[key]["role"], self.procs[key]["stage"] = _role(proc)
                 peak, rss = _status(proc.pid)
             except (psutil.Error, OSError):
                 continue
@@ -336,7 +343,7 @@ def measure_capped(cmd: list[str], cwd: Path, log: Path, side: str, rows: int, s
         if not over:
             free = psutil.virtual_memory().available
             if now > CAP or free < MIN_FREE:
-                why = (f"{now / GiB:.1f} GiB over the {CAP / GiB:.0f} GiB cap" if now > CAP else
+                why = (f"{now / GiB:.1f} GiB in its processes, over the {CAP / GiB:.3g} GiB cap" if now > CAP else
                        f"the machine down to {free / GiB:.1f} GiB free with {now / GiB:.1f} GiB in the run")
                 over = f"did not finish: stopped, {why}, at stage {sampler.stage or 'none yet'}"
                 print(f"bench:   {over}", flush=True)
@@ -370,11 +377,13 @@ def rotated(sides: list[str], i: int) -> list[str]:
 
 
 def bench_size(rows: int, plan: Plan, sizes_info: dict) -> dict:
-    """The cold runs at one size: pandas and dask (and dask1 at WORKERS_ROWS), alternated; the kept run of each."""
+    """The cold runs at one size: pandas and dask (and dask1 at WORKERS_ROWS), alternated; the kept run of each.
+    The template is kept for the out-of-core run when it has that run's size."""
     print(f"bench:   {label(rows)}: the template project (mlp init --rows {rows:,}) ...", flush=True)
     started = time.perf_counter()
     source = template(rows)
     init_s = time.perf_counter() - started
+    print(f"bench:   {label(rows)}: the template took {init_s:.0f} s", flush=True)
     sides = ["pandas", "dask"] + (["dask1"] if rows == plan.workers_rows else [])
     rounds = plan.rounds.get(rows, 1)
     runs: dict[str, list[Run]] = {side: [] for side in sides}
@@ -395,14 +404,25 @@ def bench_size(rows: int, plan: Plan, sizes_info: dict) -> dict:
                   + (f", workers {', '.join(f'{w / MB:,.0f}' for w in r.workers)} MB of "
                      f"{settings['dask.memory_limit']} each" if r.workers else "")
                   + ("" if r.finished else f"; {r.why}"), flush=True)
-            shutil.rmtree(project, ignore_errors=True)
+            done(project, r, f"{label(rows)}-{side}-{i + 1}")
     if rows not in sizes_info:
         sizes_info[rows] = {"csv_bytes": (source / "data" / "raw" / "churn.csv").stat().st_size}
-    shutil.rmtree(source, ignore_errors=True)
+    if rows != plan.ooc_rows:
+        shutil.rmtree(source, ignore_errors=True)
     kept = {side: keep(rs) for side, rs in runs.items()}
     return {"rows": rows, "init_s": init_s, "orders": orders, "runs": {s: [r.figures() for r in rs]
                                                                         for s, rs in runs.items()},
             "kept": {side: r.figures() for side, r in kept.items()}}
+
+
+def done(project: Path, r: Run, name: str) -> None:
+    """Remove a measured project (GBs at 30M rows), keeping the stage logs of one that did not finish."""
+    logs = project / ".dvc" / "tmp" / "mlp-logs"
+    if not r.finished and logs.is_dir():
+        shutil.rmtree(FOLDER / f"logs-{name}", ignore_errors=True)
+        shutil.copytree(logs, FOLDER / f"logs-{name}")
+        print(f"bench:   its stage logs: {FOLDER / f'logs-{name}'}", flush=True)
+    shutil.rmtree(project, ignore_errors=True)
 
 
 def keep(runs: list[Run]) -> Run:
@@ -420,8 +440,10 @@ def data_sizes(project: Path) -> dict:
 def bench_ooc(plan: Plan, sizes_info: dict) -> dict:
     """Out of core: the data stages under OOC_LIMIT per worker, then the rest under LIMIT, one dask project."""
     rows = plan.ooc_rows
-    print(f"bench:   out of core, {label(rows)}: the template project ...", flush=True)
-    source = template(rows)
+    source = FOLDER / f"template-{label(rows)}"  # bench_size's, when it ran at this size
+    if not (source / "data" / "raw" / "churn.csv").is_file():
+        print(f"bench:   out of core, {label(rows)}: the template project ...", flush=True)
+        source = template(rows)
     first = side_settings("dask", plan, plan.ooc_limit)
     project = fresh_copy(source, FOLDER / f"run-{label(rows)}-ooc", first)
     steps = []
@@ -441,7 +463,7 @@ def bench_ooc(plan: Plan, sizes_info: dict) -> dict:
         print(f"bench:   out of core step: {r.seconds:.1f} s, peak {r.tree_peak / MB:,.0f} MB, workers "
               f"{', '.join(f'{w / MB:,.0f}' for w in r.workers)} MB of {r.settings['dask.memory_limit']} each"
               + ("" if r.finished else f"; {r.why}"), flush=True)
-    shutil.rmtree(project, ignore_errors=True)
+    done(project, steps[-1], f"{label(rows)}-ooc")
     shutil.rmtree(source, ignore_errors=True)
     return {"rows": rows, "steps": [r.figures() for r in steps], "data": info}
 
@@ -502,8 +524,8 @@ def results(details: dict) -> list[Result]:
         base = pandas["data_stage_peak_mb"] if pandas["finished"] and pandas["data_stage_peak_mb"] else CAP / MB
         out.append(Result(f"dask out of core {label(ooc['rows'])}", "peak MB, data stages", step["tree_peak_mb"], base,
                           "engine: pandas, same stages" + ("" if pandas["finished"] else " (stopped at the cap)"),
-                          "data >= 2x the workers' limit, within it; pandas >= 3x it",
-                          bool(step["finished"] and step["within_limit"] and data / MB >= 2 * limit_mb
+                          "data >= 3x the workers' limit, within it; pandas >= 3x it",
+                          bool(step["finished"] and step["within_limit"] and data / MB >= 3 * limit_mb
                                and (not pandas["finished"] or base >= 3 * limit_mb))))
     return out
 
@@ -597,7 +619,7 @@ def ooc_lines(details: dict) -> list[str]:
         f"### Out of core: {ooc['rows']:,} rows under {limit_text(first)}",
         "",
         f"The data: {data['csv_bytes'] / MB:,.0f} MB of CSV; the ingested table {mb(arrow and arrow / MB)} MB in "
-        f"memory (arrow), {arrow / MB / limit_mb:.1f} times the workers' {limit_mb:,.0f} MB" if arrow else
+        f"memory (arrow), {arrow / MB / limit_mb:.2g} times the workers' {limit_mb:,.0f} MB" if arrow else
         f"The data: {data['csv_bytes'] / MB:,.0f} MB of CSV",
     ]
     out[-1] += (f"; the training split's feature matrix {features / MB:,.0f} MB (arrow)." if features else ".")

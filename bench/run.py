@@ -28,7 +28,7 @@
              (bench/monitor.py).
 11. dask     the Dask engine against the pandas engine: peak memory and wall time of a cold `mlp repro` at 1M, 10M
              and 30M rows, 1 worker against 2, out of core under a worker memory limit (bench/dask.py; `--only dask`
-             only: about an hour on 2 cores, not part of the full run).
+             only: about 80-90 minutes on 2 cores, not part of the full run).
 
 Results: a table on stdout, bench/out/results.json, and the results section of BENCHMARKS.md (full
 run only; `--quick` leaves BENCHMARKS.md alone). Everything generated goes under bench/out/.
