@@ -98,42 +98,59 @@ def main():
         return main_dask()
     params = load_params("prepare")
     schema = load_schema()
-    target = schema["target"]
     # The checks work column by column on the arrow table, never on a full pandas copy of it:
     # that copy would double the memory this stage needs.
     table = read_table(IN)
+    # All columns count: two customers with the same values but different ids are two rows.
+    dup = duplicated_rows(table) if params.get("drop_duplicates", True) else None
+    target, features, share = rule_columns(params, schema, table.column_names)
+    drop, report = drop_rows(table, dup, target, features, share)
+    write_kept(table, drop, IN, OUT)
+    write_json(report, REPORT)
+    print(f"prepare: {report['rows_in']} rows in, {report['rows_out']} out")
+
+
+def rule_columns(params, schema, names):
+    """(the target, if rows without one are dropped; the feature columns and max_missing_share, if rows missing
+    more than that share are dropped; else [])."""
+    target = schema["target"] if params.get("drop_missing_target", True) and schema["target"] in names else None
+    share = params.get("max_missing_share")
+    features = [c for c in feature_columns(schema) if c in names] if share is not None and share < 1 else []
+    return target, features, share
+
+
+def drop_rows(table, dup, target, features, share):
+    """(which rows the rules drop, the counts of reports/prepare.json). dup: the rows equal to an earlier row
+    (None: that rule is off); target, features, share: as rule_columns gives them (None, []: off). Each rule counts
+    only the rows that earlier rules did not already drop; every count is always there (0 when its rule is off),
+    so reports compare across commits."""
     n = table.num_rows
     drop = np.zeros(n, dtype=bool)
-    # Every count is always reported (0 when its rule is off), so reports compare across commits.
-    report = {"rows_in": n, "dropped_duplicates": 0, "dropped_missing_target": 0, "dropped_too_many_missing": 0}
-
-    # Each rule counts only the rows that earlier rules did not already drop.
-    if params.get("drop_duplicates", True):
-        # All columns count: two customers with the same values but different ids are two rows.
-        dup = duplicated_rows(table)
-        report["dropped_duplicates"] = int((dup & ~drop).sum())
+    counts = {"rows_in": n, "dropped_duplicates": 0, "dropped_missing_target": 0, "dropped_too_many_missing": 0}
+    if dup is not None:
+        counts["dropped_duplicates"] = int(dup.sum())
         drop |= dup
-    if params.get("drop_missing_target", True) and target in table.column_names:
+    if target is not None:
         no_target = is_missing(table[target])
-        report["dropped_missing_target"] = int((no_target & ~drop).sum())
+        counts["dropped_missing_target"] = int((no_target & ~drop).sum())
         drop |= no_target
-    share = params.get("max_missing_share")
-    features = [c for c in feature_columns(schema) if c in table.column_names]
-    if share is not None and share < 1 and features:
+    if features:
         missing = np.zeros(n, dtype=np.int32)
         for c in features:
             missing += is_missing(table[c])
         too_many = missing > share * len(features)
-        report["dropped_too_many_missing"] = int((too_many & ~drop).sum())
+        counts["dropped_too_many_missing"] = int((too_many & ~drop).sum())
         drop |= too_many
+    counts["rows_out"] = int(n - drop.sum())
+    return drop, counts
 
-    report["rows_out"] = int(n - drop.sum())
+
+def write_kept(table, drop, source, out):
+    """The rows not dropped, to `out`."""
     if drop.any():
-        write_parquet(table.filter(pa.array(~drop)), OUT)
+        write_parquet(table.filter(pa.array(~drop)), out)
     else:
-        copy_file(IN, OUT)  # nothing dropped: copying is faster than re-encoding the same data
-    write_json(report, REPORT)
-    print(f"prepare: {n} rows in, {report['rows_out']} out")
+        copy_file(source, out)  # nothing dropped: copying is faster than re-encoding the same data
 
 
 # --- the Dask engine -------------------------------------------------------------------------------
@@ -166,31 +183,15 @@ def candidate_rows(part, repeated):
 
 
 def prepare_part(part, duplicates, target, features, share, out):
-    """The rules on one part (`duplicates`: its rows that repeat earlier rows of the data); part `out` written.
-    Returns the counts of reports/prepare.json for this part."""
+    """The rules on one part (`duplicates`: its rows that repeat earlier rows of the data, or None); part `out`
+    written. Returns the counts of reports/prepare.json for this part."""
     table = read_table(part)
-    n = table.num_rows
-    drop = np.zeros(n, dtype=bool)
-    counts = {"rows_in": n, "dropped_duplicates": 0, "dropped_missing_target": 0, "dropped_too_many_missing": 0}
+    dup = None
     if duplicates is not None:
-        drop[duplicates] = True
-        counts["dropped_duplicates"] = int(drop.sum())
-    if target is not None:
-        no_target = is_missing(table[target])
-        counts["dropped_missing_target"] = int((no_target & ~drop).sum())
-        drop |= no_target
-    if features:
-        missing = np.zeros(n, dtype=np.int32)
-        for c in features:
-            missing += is_missing(table[c])
-        too_many = missing > share * len(features)
-        counts["dropped_too_many_missing"] = int((too_many & ~drop).sum())
-        drop |= too_many
-    counts["rows_out"] = int(n - drop.sum())
-    if drop.any():
-        write_parquet(table.filter(pa.array(~drop)), out)
-    else:
-        copy_file(part, out)  # nothing dropped: copying is faster than re-encoding the same data
+        dup = np.zeros(table.num_rows, dtype=bool)
+        dup[duplicates] = True
+    drop, counts = drop_rows(table, dup, target, features, share)
+    write_kept(table, drop, part, out)
     return counts
 
 
@@ -198,18 +199,14 @@ def main_dask():
     """The same rules over the parts of data/interim/validated.parquet, on the Dask cluster."""
     params = load_params("prepare")
     schema = load_schema()
-    target = schema["target"]
     with cluster() as client, replace_dir(OUT) as tmp:
         parts = open_parts(client, IN)
         names = read_table(parts[0]).column_names  # the parts share one schema
         duplicates = [None] * len(parts)
         if params.get("drop_duplicates", True):
             duplicates = find_duplicates(client, parts, os.path.join(tmp, ".hashes"))
-        share = params.get("max_missing_share")
-        features = [c for c in feature_columns(schema) if c in names]
-        features = features if share is not None and share < 1 else []
-        keep_target = target if params.get("drop_missing_target", True) and target in names else None
-        results = map_parts(client, prepare_part, [(part, dup, keep_target, features, share, part_name(tmp, i))
+        target, features, share = rule_columns(params, schema, names)
+        results = map_parts(client, prepare_part, [(part, dup, target, features, share, part_name(tmp, i))
                                                    for i, (part, dup) in enumerate(zip(parts, duplicates))],
                             "dropping rows")
         report = {key: sum(r[key] for r in results) for key in results[0]}
