@@ -58,8 +58,7 @@ from pathlib import Path
 
 import psutil
 
-from measure import (DVC, MB, MLP, OUT, POLL_SECONDS, PYTHON, WRAPPER, Result, bench_env, busy_cpu_s, disturbed,
-                     pick, run, wait_for_quiet)
+from measure import DVC, MB, MLP, OUT, Result, bench_env, disturbed, pick, run, run_wrapped
 
 FOLDER = OUT / "dask"
 GiB = 2**30
@@ -329,31 +328,24 @@ def last_line(text: str) -> str:
 
 
 def measure_capped(cmd: list[str], cwd: Path, log: Path, side: str, rows: int, settings: dict) -> Run:
-    """Run `cmd` in a fresh wrapper process (bench/measure.py's), sampling its tree every 50 ms; stop it
+    """Run `cmd` in a fresh wrapper process (bench/measure.py's run_wrapped), sampling its tree every 50 ms; stop it
     over CAP. Never exits the benchmark: a run that fails or is stopped is a result."""
-    wait_for_quiet()
-    machine_before, own_before = busy_cpu_s(), psutil.Process().cpu_times()
     env = {**bench_env(), "MLP_PROGRESS": "0"}  # no progress lines on the terminal the benchmark runs in
-    wrapper = subprocess.Popen([PYTHON, "-c", WRAPPER, str(log), *cmd], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                               text=True)
-    sampler = Sampler(wrapper.pid)
-    over = ""
-    while wrapper.poll() is None:
-        now = sampler.sample()
-        if not over:
-            free = psutil.virtual_memory().available
-            if now > CAP or free < MIN_FREE:
-                why = (f"{now / GiB:.1f} GiB in its processes, over the {CAP / GiB:.3g} GiB cap" if now > CAP else
-                       f"the machine down to {free / GiB:.1f} GiB free with {now / GiB:.1f} GiB in the run")
-                over = f"did not finish: stopped, {why}, at stage {sampler.stage or 'none yet'}"
-                print(f"bench:   {over}", flush=True)
-                sampler.stop()
-        time.sleep(POLL_SECONDS)
-    report = json.loads(wrapper.stdout.read())
-    own_after = psutil.Process().cpu_times()
-    sampling_s = own_after.user + own_after.system - own_before.user - own_before.system
-    other_cpu_s = max(busy_cpu_s() - machine_before - report["cpu_s"] - sampling_s, 0.0)
-    text = log.read_text(encoding="utf-8", errors="replace")
+    over = []  # why the run was stopped, once it was
+
+    def cap(sampler: Sampler, now: int) -> None:
+        if over:
+            return
+        free = psutil.virtual_memory().available
+        if now > CAP or free < MIN_FREE:
+            why = (f"{now / GiB:.1f} GiB in its processes, over the {CAP / GiB:.3g} GiB cap" if now > CAP else
+                   f"the machine down to {free / GiB:.1f} GiB free with {now / GiB:.1f} GiB in the run")
+            over.append(f"did not finish: stopped, {why}, at stage {sampler.stage or 'none yet'}")
+            print(f"bench:   {over[0]}", flush=True)
+            sampler.stop()
+
+    report, sampler, other_cpu_s, text = run_wrapped(cmd, cwd, log, Sampler, env, cap)
+    over = over[0] if over else ""
     finished = report["returncode"] == 0 and not over
     why = "" if finished else over or (f"did not finish: failed (exit {report['returncode']}) at stage "
                                         f"{sampler.stage or 'none yet'}: {last_line(text)}")

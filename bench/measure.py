@@ -207,22 +207,33 @@ class TreeSampler:
                 for name, s in self.stages.items()}
 
 
-def measure(cmd: list[str], cwd: Path, log: Path, ok: tuple[int, ...] = (0,)) -> Measurement:
-    """Run `cmd` in a fresh wrapper process, sampling its process tree every 50 ms; an exit code not in `ok`
-    stops the benchmark (`mlp monitor` exits 1 when it finds drift: a result, not a failure)."""
+def run_wrapped(cmd: list[str], cwd: Path, log: Path, sampler_class: type = None, env: dict | None = None,
+                on_sample=None) -> tuple[dict, object, float, str]:
+    """Run `cmd` in a fresh wrapper process, sampling its process tree every POLL_SECONDS with a `sampler_class`
+    (TreeSampler by default; the wrapper itself is not counted: only what it runs), calling on_sample(sampler,
+    what sample() returned) after each sample. Returns (the wrapper's report, the sampler, CPU seconds of other
+    work on the machine meanwhile, the log's text)."""
     wait_for_quiet()
     machine_before, own_before = busy_cpu_s(), psutil.Process().cpu_times()
-    wrapper = subprocess.Popen([PYTHON, "-c", WRAPPER, str(log), *cmd], cwd=cwd, env=bench_env(),
+    wrapper = subprocess.Popen([PYTHON, "-c", WRAPPER, str(log), *cmd], cwd=cwd, env=env or bench_env(),
                                stdout=subprocess.PIPE, text=True)
-    sampler = TreeSampler(wrapper.pid)  # the wrapper itself is not counted: only what it runs
+    sampler = (sampler_class or TreeSampler)(wrapper.pid)
     while wrapper.poll() is None:
-        sampler.sample()
+        now = sampler.sample()
+        if on_sample is not None:
+            on_sample(sampler, now)
         time.sleep(POLL_SECONDS)
     report = json.loads(wrapper.stdout.read())
     own_after = psutil.Process().cpu_times()
     sampling_s = own_after.user + own_after.system - own_before.user - own_before.system
     other_cpu_s = max(busy_cpu_s() - machine_before - report["cpu_s"] - sampling_s, 0.0)
-    text = log.read_text(encoding="utf-8", errors="replace")
+    return report, sampler, other_cpu_s, log.read_text(encoding="utf-8", errors="replace")
+
+
+def measure(cmd: list[str], cwd: Path, log: Path, ok: tuple[int, ...] = (0,)) -> Measurement:
+    """Run `cmd` in a fresh wrapper process, sampling its process tree every 50 ms; an exit code not in `ok`
+    stops the benchmark (`mlp monitor` exits 1 when it finds drift: a result, not a failure)."""
+    report, sampler, other_cpu_s, text = run_wrapped(cmd, cwd, log)
     if report["returncode"] not in ok:
         sys.exit(f"bench: `{' '.join(cmd)}` failed in {cwd} (exit {report['returncode']}):\n{text[-3000:]}")
     # getrusage's figure is exact for the largest single process: the tree's peak is at least that.
