@@ -52,6 +52,11 @@ def load_stage(name: str):
     return module
 
 
+def read_table(path: Path):
+    """A parquet file, or the Dask engine's folder of parts, whole: stages/common.py's own reader."""
+    return load_stage("common").read_table(str(path))
+
+
 @dataclass
 class Result:
     code: int

@@ -18,20 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BIN, REPO, git, mlp, run, snapshot
+from conftest import BIN, git, mlp, read_table, run, snapshot
 
 ROWS = 20_000
 PARTITION_ROWS = 4_000  # five partitions of the raw data
-
-
-def read_table(path: Path):
-    """A parquet file or a folder of parts, whole (the stages' own reader)."""
-    sys.path.insert(0, str(REPO / "stages"))
-    try:
-        import common
-    finally:
-        sys.path.pop(0)
-    return common.read_table(str(path))
 
 
 def lock_outs(root: Path) -> dict[str, str]:

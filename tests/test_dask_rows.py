@@ -9,7 +9,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,23 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from conftest import BIN, REPO
+from conftest import BIN, REPO, read_table
 
 ROWS = 20_000
 PARTITION_ROWS = 3_000
 STAGES = ("ingest", "validate", "prepare")
 # No progress lines, and a dashboard on a free port: another test's cluster may hold 8787.
 ENV = {**os.environ, "MLP_PROGRESS": "0", "MLP_DASK_DASHBOARD": ":0"}
-
-
-def read_table(path: Path):
-    """A parquet file or a folder of parts, whole (the stages' own reader)."""
-    sys.path.insert(0, str(REPO / "stages"))
-    try:
-        import common
-    finally:
-        sys.path.pop(0)
-    return common.read_table(str(path))
 
 
 def stage(root: Path, name: str) -> subprocess.CompletedProcess:
