@@ -17,7 +17,8 @@ content hash (`mlp predict` and `mlp serve` use the md5 DVC records for models/ 
 With engine: dask the splits are folders of parts, and the profile is built from a sample read part by part:
 the rows whose hash (common.row_hash of the columns read, PROFILE_SEED) is below a threshold that keeps about
 PROFILE_ROWS of them. The sample depends on the rows alone, not on the partitions, and small data (up to
-PROFILE_ROWS) is profiled whole, so it gets the profile the pandas engine makes. A folder's md5 in "inputs" is
+PROFILE_ROWS) is profiled whole, so it gets the profile the pandas engine makes; the profile's "rows" are the
+splits' own sizes either way. A folder's md5 in "inputs" is
 DVC's hash of a directory, as dvc.lock records it.
 """
 import hashlib
@@ -64,20 +65,21 @@ def dvc_md5(path):
 
 
 def sampled(path, columns, rows):
-    """About `rows` rows of a split (all when it has no more), chosen by their hash, read part by part."""
+    """(about `rows` rows of a split, chosen by their hash and read part by part, or all when it has no more;
+    the split's row count)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     parts = parquet_parts(path)
     total = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
     if total <= rows:
-        return read_table(path, columns=columns).to_pandas()
+        return read_table(path, columns=columns).to_pandas(), total
     below = int(2**64 * rows / total)
     kept = []
     for part in parts:
         table = read_table(part, columns=columns)
         kept.append(table.filter(pa.array(row_hash(table, PROFILE_SEED) < below)))
-    return pa.concat_tables(kept).to_pandas()
+    return pa.concat_tables(kept).to_pandas(), total
 
 
 def main():
@@ -90,12 +92,16 @@ def main():
     meta["metrics"] = metrics
     meta["inputs"] = {path: {"md5": dvc_md5(path)} for path in SPLITS}
     if engine() == "dask":  # a sample of the rows, part by part
-        train = sampled(TRAIN, bundle.input_columns, PROFILE_ROWS[TRAIN])
-        test = sampled(TEST, bundle.input_columns + [bundle.target], PROFILE_ROWS[TEST])
+        train, train_rows = sampled(TRAIN, bundle.input_columns, PROFILE_ROWS[TRAIN])
+        test, test_rows = sampled(TEST, bundle.input_columns + [bundle.target], PROFILE_ROWS[TEST])
     else:
         train = read_parquet(TRAIN, columns=bundle.input_columns)
         test = read_parquet(TEST, columns=bundle.input_columns + [bundle.target])
+        train_rows, test_rows = len(train), len(test)
     profile = build_profile(train, test, bundle, metrics)
+    # The splits' own sizes, not the sample's (each column's summary counts the rows it was made from):
+    # `mlp monitor` weighs the test metrics, measured on every test row, by this count.
+    profile["rows"] = {"train": train_rows, "test": test_rows}
 
     here = os.path.dirname(os.path.abspath(__file__))
     with replace_dir(OUT) as tmp:

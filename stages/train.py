@@ -58,6 +58,14 @@ def setup():
     return tuning, params, target, task, kind, featurizer
 
 
+def check_target(missing, target):
+    """Rows without a target cannot be trained on (prepare drops them: a features table with some was made
+    some other way)."""
+    if missing:
+        fail(f"{missing} rows of {IN} have no {target!r}; run the prepare stage and the ones after it again "
+             "(`mlp repro` does), or drop those rows before featurize")
+
+
 def params_source(tuning):
     if not tuning.get("enabled"):
         return "train.* params"
@@ -70,6 +78,7 @@ def main():
     tuning, params, target, task, kind, featurizer = setup()
 
     X = read_parquet(IN)
+    check_target(int(X[target].isna().sum()), target)
     y = X.pop(target).to_numpy()
     if list(X.columns) != featurizer.feature_names:
         fail(f"{IN} does not match {FEATURIZER}; run the featurize stage again")
@@ -91,8 +100,10 @@ def main():
 # --- the Dask engine -------------------------------------------------------------------------------
 
 def part_labels(part, target):
-    """The distinct target values of a part (numpy's sorted unique)."""
-    return np.unique(read_table(part, columns=[target]).column(0).to_numpy(zero_copy_only=False))
+    """(the distinct target values of a part (numpy's sorted unique), how many of its rows have no target)."""
+    y = read_table(part, columns=[target]).column(0).to_pandas()
+    known = y.notna()
+    return np.unique(y[known].to_numpy()), int((~known).sum())
 
 
 def features_and_label(table, target, labels):
@@ -134,10 +145,11 @@ def main_dask():
         if [n for n in names if n != target] != featurizer.feature_names:
             fail(f"{IN} does not match {FEATURIZER}; run the featurize stage again")
         sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+        found = map_parts(client, part_labels, [(p, target) for p in parts], "reading the target")
+        check_target(sum(missing for _, missing in found), target)
         labels, classes = None, None
         if task == "classification":
-            found = map_parts(client, part_labels, [(p, target) for p in parts], "finding the labels")
-            labels = np.unique(np.concatenate(found))  # sorted labels -> 0..k-1, as in pandas
+            labels = np.unique(np.concatenate([values for values, _ in found]))  # sorted -> 0..k-1, as in pandas
             classes = [v.item() if isinstance(v, np.generic) else v for v in labels]
 
         # xgboost.dask trains each worker on the partitions it holds, and the model depends on which rows each

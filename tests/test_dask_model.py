@@ -166,15 +166,36 @@ def test_the_profile_sample_does_not_depend_on_the_partitions(projects: dict[str
 import sys, json
 sys.path.insert(0, "stages")
 import package
-a = package.sampled("data/split/train.parquet", ["tenure_months", "plan"], 5000)
-b = package.sampled(sys.argv[1], ["tenure_months", "plan"], 5000)
-print(json.dumps([len(a), a.equals(b), len(package.sampled(sys.argv[1], ["plan"], 10**6))]))
+a, total_a = package.sampled("data/split/train.parquet", ["tenure_months", "plan"], 5000)
+b, total_b = package.sampled(sys.argv[1], ["tenure_months", "plan"], 5000)
+everything, total = package.sampled(sys.argv[1], ["plan"], 10**6)
+print(json.dumps([len(a), a.equals(b), total_a, total_b, len(everything), total]))
 """
     whole = tmp_path / "train.parquet"
     shutil.copy(projects["pandas"] / "data/split/train.parquet", whole)
     out = run([PYTHON, "-c", code, str(whole)], projects["dask"], check=True).out
-    rows, same, everything = json.loads(out)
+    rows, same, total_a, total_b, everything, total = json.loads(out)
     assert same and 4000 < rows < 6000 and everything == 15838
+    assert total_a == total_b == total == 15838
+
+
+def test_a_sampled_profile_records_the_splits_sizes(projects: dict[str, Path], tmp_path: Path) -> None:
+    """Columns are summarised from the sample, but "rows" are the splits' sizes: `mlp monitor` weighs the test
+    metrics (measured on every test row) by them."""
+    root = tmp_path / "project"
+    shutil.copytree(projects["dask"], root)
+    code = """
+import sys
+sys.path.insert(0, "stages")
+import package
+package.PROFILE_ROWS = {package.TRAIN: 4000, package.TEST: 1000}
+package.main()
+"""
+    run([PYTHON, "-c", code], root, check=True)
+    profile = json.loads((root / "models/profile.json").read_text())
+    whole = json.loads((projects["dask"] / "models/profile.json").read_text())
+    assert profile["rows"] == whole["rows"] == {"train": 15838, "test": whole["rows"]["test"]}
+    assert 3000 < profile["columns"]["plan"]["rows"] < 5000
 
 
 def test_the_dask_bundle_scores_through_mlp_predict_on_both_engines(projects: dict[str, Path],
@@ -294,3 +315,38 @@ for part in common.parquet_parts("data/features/train.parquet"):
     booster_json = json.loads((root / "data/model/model.json").read_text())
     assert booster_json["learner"]["objective"]["name"] == "reg:squarederror"
     assert np.isfinite(float(booster_json["learner"]["learner_model_param"]["base_score"].strip("[]")))
+
+
+@pytest.mark.parametrize("engine", ["pandas", "dask"])
+def test_train_refuses_rows_without_a_target(projects: dict[str, Path], tmp_path: Path, engine: str) -> None:
+    """Prepare drops them, so a features table with some was made another way: a one-line error, not xgboost's."""
+    root = tmp_path / engine
+    shutil.copytree(projects[engine], root)
+    code = """
+import sys
+sys.path.insert(0, "stages")
+import pyarrow as pa, pyarrow.compute as pc, common
+path = "data/features/train.parquet"
+part = common.parquet_parts(path)[-1]
+t = common.read_table(part)
+i = t.schema.get_field_index("churned")
+y = pc.if_else(pa.array([k % 100 == 0 for k in range(t.num_rows)]), pa.scalar(None, t.schema.field(i).type), t.column(i))
+common.write_parquet(t.set_column(i, "churned", y), part)
+"""
+    run([PYTHON, "-c", code], root, check=True)
+    before = (root / "data/model/model.json").read_bytes()
+    proc = stage(root, "train", check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "have no 'churned'" in lines[0] and "prepare stage" in lines[0], proc.stderr
+    assert (root / "data/model/model.json").read_bytes() == before
+
+
+def test_one_dask_worker_trains_the_pandas_model(projects: dict[str, Path], tmp_path: Path) -> None:
+    """The README's claim: with one worker, xgboost.dask sees every row as the pandas engine's xgboost does."""
+    root = tmp_path / "dask"
+    shutil.copytree(projects["dask"], root)
+    set_params(root, **{"dask.workers": 1})
+    stage(root, "train")
+    assert (root / "data/model/model.json").read_bytes() == \
+        (projects["pandas"] / "data/model/model.json").read_bytes()
