@@ -60,7 +60,7 @@ class DoctorResult:
     @property
     def summary(self) -> str:
         found = self.undeclared
-        shown = ", ".join(f"{f.stage} reads {f.kind} {f.name} ({f.where})" for f in found[:3])
+        shown = ", ".join(f"{f.stage} uses {f.kind} {f.name} ({f.where})" for f in found[:3])
         more = f" and {len(found) - 3} more" if len(found) > 3 else ""
         return (f"{len(found)} undeclared {'dependency' if len(found) == 1 else 'dependencies'}: {shown}{more}. "
                 "Add modules and files to the stage's deps and param keys to its params in dvc.yaml, so that "

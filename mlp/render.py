@@ -331,8 +331,9 @@ def doctor_report(result: Any, fmt: str = "table") -> str:
     warned = f" ({len(result.unused)} declared but not used: warnings)" if result.unused else ""
     if result.passed:
         notes.append(f"Passed: every module, file and param key the {len(result.stages)} stages use is declared{warned}.")
-    body = "\n".join(notes)
-    return f"{text}\n\n{body}" if result.findings else body
+    if not result.findings:
+        return "\n".join(notes)
+    return "\n\n".join([text, "\n".join(notes)]) if notes else text
 
 
 # --- gate ---------------------------------------------------------------------------------------------
