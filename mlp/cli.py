@@ -191,6 +191,27 @@ def check(rebuild: bool, fmt: str) -> None:
 
 
 @cli.command()
+@FORMAT_OPTION
+def doctor(fmt: str) -> None:
+    """Check each stage's declared deps and params against what its script uses (read, never run): exit 1
+    naming each local module, project file or param key a stage uses without declaring it in dvc.yaml; what a
+    stage declares but does not use is a warning.
+
+    \b
+    Examples:
+      mlp doctor
+      mlp doctor --format json
+    """
+    from . import render
+    from .doctor import doctor
+    from .project import find_project
+
+    result = doctor(find_project())
+    click.echo(render.doctor_report(result, fmt))
+    _verdict(result)
+
+
+@cli.command()
 @click.argument("revs", nargs=-1)
 @click.option("--params", "with_params", is_flag=True, help="Also compare params.yaml (the keys that differ).")
 @click.option("--all", "show_all", is_flag=True, help="Show unchanged keys too.")

@@ -318,6 +318,24 @@ def _params_changed_text(changes: Sequence[Any], shown: int = 4) -> str:
     return text + (f"; +{len(changes) - shown} more" if len(changes) > shown else "")
 
 
+def doctor_report(result: Any, fmt: str = "table") -> str:
+    """`mlp doctor`: a row per finding (undeclared: the check fails; unused: a warning), then a verdict line."""
+    if fmt == "json":
+        return json.dumps({"status": "passed" if result.passed else "failed", "stages": result.stages,
+                           "findings": [asdict(f) for f in result.findings], "skipped": result.skipped}, indent=2)
+    columns = ["stage", "problem", "kind", "name", "where"]
+    text = rows([[f.stage, f.problem, f.kind, f.name, f.where] for f in result.findings], columns, fmt)
+    if fmt == "csv":
+        return text
+    notes = [f"{name}: not checked, {why}" for name, why in result.skipped.items()]
+    warned = f" ({len(result.unused)} declared but not used: warnings)" if result.unused else ""
+    if result.passed:
+        notes.append(f"Passed: every module, file and param key the {len(result.stages)} stages use is declared{warned}.")
+    if not result.findings:
+        return "\n".join(notes)
+    return "\n\n".join([text, "\n".join(notes)]) if notes else text
+
+
 # --- gate ---------------------------------------------------------------------------------------------
 
 def gate_report(result: Any, fmt: str = "table") -> str:

@@ -55,7 +55,7 @@ def part_name(folder, i):
 # --- the cluster ---------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def cluster():
+def cluster():  # doctor: runtime (where the stage runs; train declares the dask.* keys that change its model)
     """A Client of the configured cluster (or of a LocalCluster started for this stage)."""
     distributed = import_distributed()
     s = settings()

@@ -17,7 +17,7 @@ from mlp.cli import cli
 FORMATS = ["table", "md", "json", "csv"]
 # Commands that print data (a table a script may want as JSON or CSV); every other command must be named in
 # OTHER with why it has no --format, so that a new command cannot slip through unclassified.
-DATA = {"status", "check", "compare", "log", "gate", "sweep", "exp show", "monitor"}
+DATA = {"status", "check", "compare", "log", "gate", "sweep", "exp show", "monitor", "doctor"}
 OTHER = {
     "init": "prints what it created",
     "repro": "prints progress per stage as it runs",
