@@ -314,8 +314,7 @@ def _scripts_of(project: Project, stages: list[_Stage], path: str) -> dict[str, 
     for stage in stages:
         hits = {}
         for dep in [n.value for n in stage.paths("deps") if n.value.endswith(".py")]:
-            file = project.root / dep
-            text = file.read_text(encoding="utf-8") if file.is_file() else ""
+            text = _read(project, dep) if (project.root / dep).is_file() else ""
             if names_path(text, path):
                 hits[dep] = text
         if not hits:
@@ -346,7 +345,8 @@ def _write_all(project: Project, files: dict[str, str | None]) -> None:
 
 
 def _read(project: Project, rel: str) -> str:
-    return (project.root / rel).read_text(encoding="utf-8")
+    """A file's text with its own line endings (read_text would turn \\r\\n into \\n)."""
+    return (project.root / rel).read_bytes().decode("utf-8")
 
 
 def add_stage(project: Project, name: str, after: str) -> StageEdit:
@@ -376,7 +376,7 @@ def remove_stage(project: Project, name: str, force: bool = False) -> StageEdit:
     stages = _pipeline(dvc_text)
     script = f"{STAGES_DIR}/{name}.py"
     path = project.root / script
-    if path.is_file() and path.read_text(encoding="utf-8") != skeleton(name, reads, writes) and not force:
+    if path.is_file() and _read(project, script) != skeleton(name, reads, writes) and not force:
         raise UsageError(f"{script} has edits of yours; pass --force to remove it anyway "
                          "(commit it first to keep a copy in git)")
     scripts = _scripts_of(project, [stages[s] for s in downstream], writes)
@@ -386,8 +386,9 @@ def remove_stage(project: Project, name: str, force: bool = False) -> StageEdit:
         files[script] = None
     ignore = project.root / Path(writes).parent / ".gitignore"
     entry = f"/{Path(writes).name}\n"
-    if ignore.is_file() and entry in ignore.read_text(encoding="utf-8"):
-        files[str(ignore.relative_to(project.root))] = ignore.read_text(encoding="utf-8").replace(entry, "", 1)
+    ignored = _read(project, str(ignore.relative_to(project.root))) if ignore.is_file() else ""
+    if entry in ignored:
+        files[str(ignore.relative_to(project.root))] = ignored.replace(entry, "", 1)
     from . import dvc_adapter  # DVC only here: its lock entry (the next repro rewrites the readers' entries)
 
     dvc_adapter.forget_stage(project, name)
