@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from . import __version__, cli_experiments, cli_monitor
+from . import __version__, cli_experiments, cli_monitor, cli_stage
 from .cli_options import FORMAT_OPTION, MODEL_OPTION, SET_PARAM_OPTION, echo_err
 from .errors import EXIT_ERROR, CheckFailed, MlpError
 
@@ -456,6 +456,7 @@ def _failure(exc: Exception) -> tuple[str, str, int]:
 cli.add_command(cli_experiments.sweep)
 cli.add_command(cli_experiments.exp_group)
 cli.add_command(cli_monitor.monitor)
+cli.add_command(cli_stage.stage_group)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,6 +122,16 @@ def check_stages(project: Project, names: list[str]) -> None:
         _named(repo, names)
 
 
+def forget_stage(project: Project, name: str) -> None:
+    """Drop stage `name`'s entry from dvc.lock, before `mlp stage remove` takes it out of dvc.yaml (DVC keeps the
+    entries of stages dvc.yaml no longer has). DVC's own lockfile writer keeps the other entries as they were."""
+    from dvc.dvcfile import Lockfile
+
+    with open_repo(project) as (repo, _):
+        (stage,) = _named(repo, [name])
+        Lockfile(repo, str(project.root / LOCK_FILE)).remove_stage(stage)
+
+
 def pipeline(project: Project) -> list[StageNode]:
     """Every stage in run order (upstream first), with the stages it depends on."""
     with open_repo(project) as (repo, _):
@@ -571,6 +581,8 @@ def internals_problems() -> list[str]:
     need("Stage.dump(update_pipeline=...)", lambda: callable(stage_class().dump))
     need("Stage.status()", lambda: callable(stage_class().status))
     need("Stage.checkout(force=...)", lambda: takes(stage_class().checkout, "force"))
+    need("dvc.dvcfile.Lockfile(repo, path).remove_stage(stage)",
+         lambda: takes(__import__("dvc.dvcfile", fromlist=["Lockfile"]).Lockfile.remove_stage, "stage"))
     need("ParamsDependency.read_params()", lambda: callable(__import__(
         "dvc.dependency.param", fromlist=["ParamsDependency"]).ParamsDependency.read_params))
     need("Repo.scm_context() and Repo.index", lambda: all(hasattr(__import__("dvc.repo", fromlist=["Repo"]).Repo, a)

@@ -213,6 +213,20 @@ def dag_mermaid(nodes: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
+def stage_edit(edit: Any) -> str:
+    """What `mlp stage add` / `mlp stage remove` did, and what to do next."""
+    readers = ", ".join(edit.downstream) or "no stage"
+    if edit.action == "added":
+        head = (f"Added stage {edit.name}: it reads {edit.reads} and writes {edit.writes}, which {readers} now reads.\n"
+                f"Next: put your code at the marked place in {edit.created[0]}, then `mlp repro`.")
+    else:
+        head = f"Removed stage {edit.name}: {readers} reads {edit.reads} again. Next: `mlp repro`."
+    lines = [head]
+    lines += [f"  {verb:<8}{', '.join(files)}" for verb, files in
+              (("created", edit.created), ("changed", edit.changed), ("deleted", edit.deleted)) if files]
+    return "\n".join(lines)
+
+
 def schema_summary(schema: Any) -> str:
     """What `mlp init --data` inferred: the task, the features by kind, and each excluded column with its reason."""
     if schema.task == "classification":

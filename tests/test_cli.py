@@ -30,6 +30,8 @@ OTHER = {
     "exp run": "prints progress, then the experiment's metrics",
     "exp apply": "changes the workspace (or makes a branch)",
     "exp remove": "removes experiments",
+    "stage add": "writes a script and edits dvc.yaml, params.yaml",
+    "stage remove": "undoes stage add",
 }
 
 
