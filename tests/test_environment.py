@@ -1,14 +1,16 @@
 """The pinned environment: requirements.lock written by `mlp init` and `mlp lock`, the versions the bundle records,
 and `mlp check`'s warnings when the running environment differs from either (mlp/environment.py).
 
-The pure tests parse and compare; the integration tests run real git and DVC projects. A different installed
-version is made by editing the lock or the bundle's meta.json (committed through DVC as a user's rebuilt bundle
-would be): installing an older xgboost or scikit-learn would download wheels of tens of megabytes.
+The pure tests parse and compare; the integration tests run real git and DVC projects. A different xgboost or
+scikit-learn is made by editing the lock or the bundle's meta.json (committed through DVC as a user's rebuilt bundle
+would be): really installing an older one would download wheels of tens of megabytes. One test does really install
+another version, of mlp-pipeline itself, built here from this source, into a throwaway venv.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -28,6 +30,7 @@ def installed_version(dist: str) -> str:
 
 
 XGBOOST = "xgboost-cpu"  # what mlp depends on, so what the test environment has
+KEEP = ("pyproject.toml", "README.md", "params.yaml", "dvc.yaml", "schema.yaml", "mlp", "stages")  # what a wheel needs
 
 
 def warnings_of(result) -> list[str]:
@@ -236,3 +239,40 @@ def test_ci_init_writes_a_missing_lock_and_keeps_an_existing_one(fresh_project):
     (fresh_project / ENV_LOCK_FILE).write_text("numpy==1.0.0\n")
     assert mlp(fresh_project, "ci", "init", "--force").code == 0
     assert (fresh_project / ENV_LOCK_FILE).read_text() == "numpy==1.0.0\n"  # the user's, never touched
+
+
+def test_a_really_installed_other_version_is_named(project, tmp_path):
+    """Not an edited lock: another mlp-pipeline release really installed in a throwaway venv (built here from this
+    source with another version number, so nothing is downloaded), which sees the test environment's other packages
+    through a .pth written after the install (so pip never touches the test environment)."""
+    import re
+    import shutil
+    import sysconfig
+    import venv
+
+    from conftest import REPO, run
+
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, ignore=lambda d, names: [n for n in names if n not in KEEP and Path(d) == REPO]
+                    + [n for n in names if n == "__pycache__"])
+    pyproject = src / "pyproject.toml"
+    pyproject.write_text(re.sub(r'(?m)^version = ".*"$', 'version = "0.0.1"', pyproject.read_text(), count=1))
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(src)], REPO,
+        check=True)
+    (wheel,) = (tmp_path / "dist").glob("mlp_pipeline-0.0.1-*.whl")
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env)
+    run([sys.executable, "-m", "pip", "--python", str(env / "bin/python"), "install", "-q", "--no-deps",
+         "--no-index", str(wheel)], tmp_path, check=True)
+    (purelib,) = (env / "lib").glob("python*/site-packages")
+    (purelib / "test_environment_base.pth").write_text(
+        f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    result = run([str(env / "bin/mlp"), "check"], project)
+    assert result.code == 0, result.err
+    assert warnings_of(result) == [
+        "Warning: mlp-pipeline 0.0.1 is installed, but requirements.lock pins 0.1.0; install the locked version "
+        "(pip install mlp-pipeline==0.1.0) or, after a deliberate upgrade, refresh the lock with `mlp lock` and "
+        "commit it.",
+        "Warning: mlp-pipeline: the model in models/meta.json was trained with 0.1.0, this environment has 0.0.1; "
+        "install mlp-pipeline==0.1.0 to reproduce it, or retrain with `mlp repro -f` and commit dvc.lock."]
+    assert warnings_of(mlp(project, "check")) == []  # the test environment itself is as locked
