@@ -11,17 +11,18 @@ export DVC_NO_ANALYTICS := 1
 
 .PHONY: install wheelhouse sysdeps demo test bench repro clean
 
-$(STAMP): pyproject.toml
+# requirements.lock (`mlp lock`): this repository's own pipeline runs with the versions it pins, as a project's CI does.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test]' -c requirements.lock
 	touch $(STAMP)
 
 install: $(STAMP)
 
-$(WHEELHOUSE)/.ready: pyproject.toml $(STAMP)
+$(WHEELHOUSE)/.ready: pyproject.toml requirements.lock $(STAMP)
 	rm -rf $(WHEELHOUSE)
-	$(BIN)/python -m pip wheel -q -w $(WHEELHOUSE) '.[serve]'
+	$(BIN)/python -m pip wheel -q -w $(WHEELHOUSE) '.[serve]' -c requirements.lock
 	rm -f $(WHEELHOUSE)/mlp_pipeline-*.whl
 	touch $@
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import dvc_adapter, files, git, revisions
+from . import dvc_adapter, environment, files, git, revisions
 from .pipeline import Change, LockedStage, StageRun, StageStatus
 from .errors import ProjectError, StageFailedError
 from .params import load_params
@@ -27,6 +27,8 @@ from .project import LOCK_FILE, Project
 class CheckResult:
     stages: list[StageStatus]
     uncommitted: dict[str, str] = field(default_factory=dict)  # path -> modified | not committed | deleted
+    # versions that differ from requirements.lock or the bundle (mlp/environment.py): warnings, not a failure
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -49,7 +51,7 @@ def check(project: Project) -> CheckResult:
     load_params(project.params_path)  # a broken params.yaml is a one-line error, not a DVC traceback
     stages = dvc_adapter.status(project)
     tracked = [LOCK_FILE] + [o.path for o in dvc_adapter.outputs(project) if not o.cached]
-    return CheckResult(stages, git.uncommitted(project.root, tracked))
+    return CheckResult(stages, git.uncommitted(project.root, tracked), environment.warnings(project.root))
 
 
 @dataclass(frozen=True)

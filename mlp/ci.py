@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import DISTRIBUTION, __version__, git
+from . import DISTRIBUTION, __version__, environment, git
+from .environment import ENV_LOCK_FILE
 from .errors import UsageError
 from .files import write_text_atomic
 from .project import Project
@@ -32,7 +33,8 @@ def _baseline(branch: str) -> str:
 def steps(branch: str = git.DEFAULT_BRANCH) -> list[tuple[str, str]]:
     """What CI runs, in order, on every push and pull request: (step name, shell command)."""
     return [
-        ("Install", f"python -m pip install -r {REQUIREMENTS_FILE}"),
+        # the lock's pins as pip constraints: CI runs with the versions the pipeline was locked with
+        ("Install", f"python -m pip install -r {REQUIREMENTS_FILE} -c {ENV_LOCK_FILE}"),
         ("Pull data", 'if [ -n "$(dvc remote list)" ]; then dvc pull --allow-missing; else echo "No DVC remote '
                       'is set: the data must be in the repository (see mlp init --remote)."; fi'),
         ("Reproduce", "mlp repro"),
@@ -251,9 +253,9 @@ class CiResult:
 
 def ci_init(project: Project, provider: str = "github", force: bool = False,
             requirement: str | None = None) -> CiResult:
-    """Write the CI workflow (and requirements.txt when the project has none), on the project's default branch
-    (`git.default_branch`). An existing workflow is only replaced with `force`; an existing requirements.txt is the
-    user's and is never touched."""
+    """Write the CI workflow (and requirements.txt and requirements.lock when the project has none), on the project's
+    default branch (`git.default_branch`). An existing workflow is only replaced with `force`; an existing
+    requirements.txt or requirements.lock is the user's and is never touched."""
     files = workflow_files(provider, git.default_branch(project.root))
     mlp = mlp_requirement(requirement)
     existing = [name for name in files if (project.root / name).exists()]
@@ -266,6 +268,8 @@ def ci_init(project: Project, provider: str = "github", force: bool = False,
     else:
         files[REQUIREMENTS_FILE] = requirements(mlp)
         notes += [mlp.note] if mlp.note else []
+    if not (project.root / ENV_LOCK_FILE).exists():  # the install step reads it
+        files[ENV_LOCK_FILE] = environment.current_text(environment.engine_of(project.root))
     for name, text in files.items():
         target: Path = project.root / name
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -186,6 +186,8 @@ def check(rebuild: bool, fmt: str) -> None:
         click.echo(render.reproduce_report(result, fmt))
     else:
         result = check(project)
+        for warning in result.warnings:  # the environment differs from requirements.lock or the bundle
+            echo_err(f"Warning: {warning}")
         click.echo(render.check_report(result, fmt))
     _verdict(result)
 
@@ -209,6 +211,24 @@ def doctor(fmt: str) -> None:
     result = doctor(find_project())
     click.echo(render.doctor_report(result, fmt))
     _verdict(result)
+
+
+@cli.command()
+def lock() -> None:
+    """Write requirements.lock from this environment: the exact versions of the packages that change results.
+
+    Run it after a deliberate upgrade (mlp check warns until you do), then commit the file: CI installs
+    with it (pip install -r requirements.txt -c requirements.lock). Lines you added are kept and refreshed.
+
+    \b
+    Example:
+      pip install -U xgboost-cpu && mlp lock && git commit -m "xgboost upgrade" requirements.lock
+    """
+    from . import render
+    from .environment import refresh
+    from .project import find_project
+
+    click.echo(render.lock_report(refresh(find_project().root)))
 
 
 @cli.command()

@@ -169,6 +169,7 @@ def check_report(result: Any, fmt: str = "table") -> str:
             "stages": [{"stage": s.name, "stale": s.stale, "why": [change(c) for c in s.changes]}
                        for s in result.stages],
             "uncommitted": [{"path": p, "state": s} for p, s in result.uncommitted.items()],
+            "warnings": result.warnings,
         }, indent=2)
     records = [[s.name, "stale" if s.stale else "ok", reasons(s.changes, limit=6) if s.stale else "up to date with dvc.lock"]
                for s in result.stages]
@@ -177,6 +178,20 @@ def check_report(result: Any, fmt: str = "table") -> str:
     if result.passed and fmt != "csv":
         text += f"\n\nPassed: all {len(result.stages)} stages match dvc.lock, which is committed with the reports."
     return text
+
+
+def lock_report(result: Any) -> str:
+    """`mlp lock`: each package whose pin changed, then what was written."""
+    lines = [f"  {name}: {old or '(not pinned)'} -> {new or '(removed: not installed)'}"
+             for name, old, new in result.changes]
+    name = result.path.name
+    if result.written:
+        lines.append(f"Wrote {name} ({result.pins} packages pinned); commit it: git add {name} && git commit")
+    else:
+        lines.append(f"{name} is up to date with this environment ({result.pins} packages pinned).")
+    lines += [f"Note: {k} is not installed, so {name} does not pin it; install it and run `mlp lock` again."
+              for k in result.missing]
+    return "\n".join(lines)
 
 
 def reproduce_report(result: Any, fmt: str = "table") -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import DISTRIBUTION, dvc_adapter, git
+from . import DISTRIBUTION, dvc_adapter, environment, git
 from .datafile import DataSource
 from .errors import DataError, MlpError, UsageError
 from .ci import (REQUIREMENTS_FILE, MlpRequirement, mlp_requirement, refuse_requirement_beside, requirements,
@@ -259,7 +259,8 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
     readme = README.format(name=path.name, branch=branch, compare=f"mlp compare {branch} --params")
     generated = {".gitignore": GITIGNORE, "README.md": readme,
                  REQUIREMENTS_FILE: requirements(mlp_line, ([storage.plugin] if storage and storage.plugin else [])
-                                                 + (DASK_REQUIREMENTS if engine == "dask" else []))}
+                                                 + (DASK_REQUIREMENTS if engine == "dask" else [])),
+                 environment.ENV_LOCK_FILE: environment.current_text(engine)}
     if ci != "none":
         generated.update(workflow_files(ci, branch))
     if source and source.path.parent == path:

@@ -32,6 +32,7 @@ import os
 import platform
 import re
 import shutil
+import sys
 import warnings
 
 import numpy as np
@@ -45,6 +46,12 @@ IMPUTE = ("median", "mean", "zero", "none")
 SCHEMA_FILE = "schema.yaml"
 CODE_FILES = ("features.py", "contract.py")  # copied into the bundle: both import no other stage file
 MODEL_KINDS = ("xgboost", "random_forest", "logistic", "linear")
+# The packages whose versions change results, as meta.json's "versions" names them -> the distributions that provide
+# each (the first installed one counts): mlp/environment.py's PACKAGES and DASK_PACKAGES, which `mlp check` compares
+# with the running environment (tests/test_environment.py keeps the two lists equal).
+RESULT_PACKAGES = {"mlp-pipeline": ("mlp-pipeline",), "numpy": ("numpy",), "pandas": ("pandas",),
+                   "pyarrow": ("pyarrow",), "scikit-learn": ("scikit-learn",), "xgboost": ("xgboost-cpu", "xgboost"),
+                   "dvc": ("dvc",), "dask": ("dask",), "distributed": ("distributed",)}
 OTHER, MISSING = "__other__", "__missing__"
 _BOOL_WORDS = {"true": 1.0, "false": 0.0, "t": 1.0, "f": 0.0, "yes": 1.0, "no": 0.0,
                "y": 1.0, "n": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
@@ -634,6 +641,23 @@ def sha256(path):
     return h.hexdigest()
 
 
+def trained_versions():
+    """Python's version and each installed RESULT_PACKAGES version; Dask's only when it trained the model."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name, dists in RESULT_PACKAGES.items():
+        if name in ("dask", "distributed") and name not in sys.modules:
+            continue  # the pandas engine: Dask did not take part
+        for dist in dists:
+            try:
+                versions[name] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
 def save_bundle(folder, featurizer, model, kind, task, target, classes=None, params=None):
     """Write the bundle files into `folder` (train.py passes a temporary directory and renames it).
 
@@ -641,20 +665,18 @@ def save_bundle(folder, featurizer, model, kind, task, target, classes=None, par
     ("random_forest", "logistic", "linear"). classes: the original labels, in the order of the encoded 0..k-1.
     params: the train params the model was fitted with (for the record; the featurizer keeps its own).
     """
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__}
+    versions = trained_versions()
     if kind == "xgboost":
         import xgboost
 
         model_file = "model.json"
         model.save_model(os.path.join(folder, model_file))  # XGBoost's JSON format: data, no code
-        versions["xgboost"] = xgboost.__version__
+        versions["xgboost"] = xgboost.__version__  # the one imported, whichever distribution brought it
     else:
         import joblib
-        import sklearn
 
         model_file = "model.joblib"
         joblib.dump(model, os.path.join(folder, model_file))
-        versions["scikit-learn"] = sklearn.__version__
     with open(os.path.join(folder, "featurizer.json"), "w", encoding="utf-8") as f:
         json.dump(featurizer.to_dict(), f, indent=2, sort_keys=True)
     here = os.path.dirname(os.path.abspath(__file__))

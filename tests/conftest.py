@@ -149,7 +149,11 @@ def wheelhouse(project_wheel: Path, tmp_path_factory: pytest.TempPathFactory) ->
     deps = DEPENDENCY_WHEELS
     if not ready.is_file() or ready.stat().st_mtime < (REPO / "pyproject.toml").stat().st_mtime:
         deps = tmp_path_factory.mktemp("dependency-wheels")
-        run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(deps), f"{project_wheel}[serve]"], REPO, check=True)
+        from mlp.environment import current_text  # the running versions: what `mlp init` locks a project to
+
+        (deps / "constraints.txt").write_text(current_text())
+        run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(deps), f"{project_wheel}[serve]", "-c",
+             str(deps / "constraints.txt")], REPO, check=True)
     for wheel in deps.glob("*.whl"):
         if not wheel.name.startswith("mlp_pipeline-"):
             (house / wheel.name).symlink_to(wheel)

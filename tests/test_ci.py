@@ -18,6 +18,7 @@ from mlp import __version__
 from mlp import git as mlp_git
 from mlp.ci import (MlpRequirement, check_requirement, github_workflow, gitlab_pipeline, report, requirement_for,
                     requirements, steps)
+from mlp.environment import ENV_LOCK_FILE, parse_lock
 from mlp.errors import UsageError
 from mlp.remote import remote_url
 from test_errors import assert_one_line_error
@@ -51,6 +52,7 @@ def test_the_workflows_are_valid_yaml_running_the_same_steps():
     assert report() in github_commands(github_workflow())[-1]
     assert gitlab_commands(gitlab_pipeline())[1:-1] == COMMANDS
     assert COMMANDS[2:] == ["mlp repro", "mlp check", "mlp gate --baseline origin/main"]
+    assert COMMANDS[0] == "python -m pip install -r requirements.txt -c requirements.lock"  # the lock's pins
     assert github_branches(github_workflow()) == ["main"]
 
 
@@ -225,6 +227,27 @@ def test_a_requirement_naming_another_package_does_not_install(wheelhouse, tmp_p
     assert proc.returncode != 0 and "No matching distribution found for mlp==0.1.0" in proc.stderr, proc.stderr
 
 
+def test_the_install_step_refuses_versions_other_than_the_locked_ones(wheelhouse, tmp_path):
+    """The lock is pip constraints: a version the runner's index does not have is not replaced by another."""
+    env_dir = _fresh_venv(tmp_path / "venv")
+    (tmp_path / "requirements.txt").write_text(f"{PINNED}\n")
+    (tmp_path / ENV_LOCK_FILE).write_text("# a lock from another machine\nnumpy==1.0.0\n")
+    proc = subprocess.run(["bash", "-c", COMMANDS[0]], cwd=tmp_path, env=_runner_env(env_dir, wheelhouse),
+                          capture_output=True, text=True)
+    said = proc.stdout + proc.stderr  # pip names the conflict on stdout, the verdict on stderr
+    assert proc.returncode != 0 and "The user requested (constraint) numpy==1.0.0" in said, said
+    assert not (env_dir / "bin/mlp").exists()
+
+
+def _assert_runs_the_locked_versions(env_dir: Path, clone: Path) -> None:
+    pins = parse_lock((clone / ENV_LOCK_FILE).read_text()).pins
+    assert len(pins) == 7
+    code = "import json, sys\nfrom importlib import metadata\nprint(json.dumps({n: metadata.version(n) for n in sys.argv[1:]}))"
+    found = subprocess.run([str(env_dir / "bin/python"), "-I", "-c", code, *[p.name for p in pins.values()]],
+                           capture_output=True, text=True, check=True).stdout
+    assert json.loads(found) == {p.name: p.version for p in pins.values()}
+
+
 @pytest.mark.parametrize("provider", ["github", "gitlab"])
 def test_the_workflow_runs_its_steps_in_order_in_a_fresh_clone(project, tmp_path, provider, runner_venv, wheelhouse):
     if provider == "github":
@@ -246,6 +269,7 @@ def test_the_workflow_runs_its_steps_in_order_in_a_fresh_clone(project, tmp_path
     fresh = not (env_dir / "bin/mlp").exists()
     outputs = _run_steps(commands, clone, env_dir, wheelhouse, summary)
     _assert_installed_from_the_wheel(env_dir, outputs[commands.index(COMMANDS[0])], fresh)
+    _assert_runs_the_locked_versions(env_dir, clone)
     gate = json.loads((clone / "reports/gate.json").read_text())
     assert gate["status"] == "passed" and gate["baseline"]["rev"] == "origin/main"
     assert [r["metric"] for r in gate["rules"]] == ["roc_auc", "roc_auc"]
