@@ -32,6 +32,7 @@ OTHER = {
     "exp remove": "removes experiments",
     "stage add": "writes a script and edits dvc.yaml, params.yaml",
     "stage remove": "undoes stage add",
+    "lock": "writes a file (requirements.lock)",
 }
 
 
