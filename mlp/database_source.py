@@ -55,15 +55,14 @@ def password_variable(url: str) -> str:
 def inspect_url(url: str, table: str | None, query: str | None) -> DataSource:
     """The database URL as ingest will read it (the password taken out: in DataSource.secret); option mistakes
     as UsageError."""
-    credentials = _stage_module("credentials")
-    bare, secret = credentials.split_password(url)
     shown = redact(url)
-    parts = urlsplit(bare)
     try:
-        parts.port
+        urlsplit(url).port
     except ValueError:
         raise UsageError(f"--data {shown} is not a valid database URL (its port is not a number from 1 to 65535); "
                          "write it like postgresql://user@host:5432/dbname.") from None
+    bare, secret = _stage_module("credentials").split_password(url)
+    parts = urlsplit(bare)
     if parts.scheme.split("+")[0] != "sqlite" and not parts.hostname:
         raise UsageError(f"--data {shown} names no host; write it like postgresql://user@host:5432/dbname.")
     if bool(table) == bool(query):

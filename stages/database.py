@@ -259,7 +259,7 @@ def python_column(values, type_, name):
     if pa.types.is_floating(type_):
         values = [None if v is None else float(v) for v in values]  # Decimal
     elif pa.types.is_string(type_):
-        values = [None if v is None or isinstance(v, str) else str(v) for v in values]
+        values = [v if v is None or isinstance(v, str) else str(v) for v in values]
     try:
         return pa.array(values, type_)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
