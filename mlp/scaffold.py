@@ -105,6 +105,7 @@ class InitResult:
 
 # engine: dask: what mlp-pipeline[dask] adds, for CI's requirements.txt (whose mlp line may be a plain URL or path).
 DASK_REQUIREMENTS = ["dask[dataframe]>=2024.8", "distributed>=2024.8"]
+DB_REQUIREMENTS = ["adbc-driver-postgresql>=1.0", "sqlalchemy>=2.0"]  # mlp-pipeline[db]: ingest.path a database URL
 
 
 def template_root() -> Path:
@@ -265,7 +266,8 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
     readme = README.format(name=path.name, branch=branch, compare=f"mlp compare {branch} --params")
     generated = {".gitignore": GITIGNORE, "README.md": readme,
                  REQUIREMENTS_FILE: requirements(mlp_line, ([storage.plugin] if storage and storage.plugin else [])
-                                                 + (DASK_REQUIREMENTS if engine == "dask" else []))}
+                                                 + (DASK_REQUIREMENTS if engine == "dask" else [])
+                                                 + (DB_REQUIREMENTS if source and source.url else []))}
     if ci != "none":
         generated.update(workflow_files(ci, branch))
     if source and source.path.parent == path:
