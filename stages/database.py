@@ -402,6 +402,8 @@ def read_table(params):
 def read_blocks(params, rows, info, text=None):
     """(i, Table) blocks of `rows` rows for engine: dask (sources.read_blocks); the types are the database's, so
     every block already has the one schema (`text` re-reads are never needed, but are served)."""
+    if text is not None and not text:  # nothing to read again: no second pass over the database
+        return
     with opened(params, rows) as (schema, renamed, source, tables):
         info.update(metadata(schema, renamed, source)[0])
         n = 0
