@@ -29,12 +29,14 @@ $(WHEELHOUSE)/.ready: pyproject.toml requirements.lock $(STAMP)
 wheelhouse: $(WHEELHOUSE)/.ready
 
 # Debian packages the tests need beyond Python's (each package's name is also its command's): chromium opens
-# the monitor's HTML report headless; wrk loads `mlp serve` (tests/test_serving_health.py). Installed when missing
-# and root; otherwise the line says what to install.
-SYSDEPS := chromium wrk
+# the monitor's HTML report headless; wrk loads `mlp serve` (tests/test_serving_health.py); postgresql is the
+# server of tests/test_database.py and bench/database.py (its commands live in /usr/lib/postgresql/*/bin, off
+# the PATH: checked there). Installed when missing and root; otherwise the line says what to install.
+SYSDEPS := chromium wrk postgresql
 
 sysdeps:
-	@missing=""; for p in $(SYSDEPS); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(SYSDEPS); do command -v $$p >/dev/null 2>&1 || ls /usr/lib/$$p/*/bin/initdb >/dev/null 2>&1 \
+		|| missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \

@@ -29,6 +29,8 @@
 11. dask     the Dask engine against the pandas engine: peak memory and wall time of a cold `mlp repro` at 1M, 10M
              and 30M rows, 1 worker against 2, out of core under a worker memory limit (bench/dask.py; `--only dask`
              only: about 80-90 minutes on 2 cores, not part of the full run).
+12. database ingest from PostgreSQL (1M rows) against the database's own `COPY ... TO STDOUT` into a file: rows/s
+             and peak memory (bench/database.py; `--only database`: a PostgreSQL server of its own).
 
 Results: a table on stdout, bench/out/results.json, and the results section of BENCHMARKS.md (full
 run only; `--quick` leaves BENCHMARKS.md alone). Everything generated goes under bench/out/.
@@ -60,6 +62,7 @@ from pathlib import Path
 import psutil
 
 import compare
+import database
 import dask  # bench/dask.py, this folder's module (the real Dask runs only inside mlp's processes)
 import init_data
 import monitor
@@ -101,8 +104,8 @@ LOOP_PARAM = "learning_rate"
 LOOP_VALUES = (0.06, 0.07, 0.08, 0.09, 0.04)
 # `--only NAME`: the benchmarks that run alone, each a module's bench(quick) -> (results, details)
 ONLY = {"history": compare.bench, "serve": serve.bench, "predict": predict.bench, "sweep": sweep.bench,
-        "tuning": tuning.bench, "monitor": monitor.bench, "dask": dask.bench}
-ONLY_LINES = {"monitor": monitor.lines, "dask": dask.lines}  # `--only NAME` prints these details too (the side-by-side table)
+        "tuning": tuning.bench, "monitor": monitor.bench, "dask": dask.bench, "database": database.bench}
+ONLY_LINES = {"monitor": monitor.lines, "dask": dask.lines, "database": database.lines}  # `--only NAME` prints these details too (the side-by-side table)
 
 
 # ---------------------------------------------------------------------------------------------

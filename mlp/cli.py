@@ -43,12 +43,13 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path), default=".")
-@click.option("--data", type=click.Path(path_type=Path), help="Your data: CSV, Parquet, JSON lines or SQLite.")
+@click.option("--data", metavar="FILE|URL",
+              help="Your data: CSV, Parquet, JSON lines or SQLite; or a database URL (postgresql://user@host/db).")
 @click.option("--target", help="The column to predict (with --data).")
 @click.option("--task", type=click.Choice(["classification", "regression"]),
               help="Override the task inferred from the target.")
-@click.option("--table", help="SQLite: the table to read.")
-@click.option("--query", help="SQLite: a SELECT query to read instead of a table.")
+@click.option("--table", help="SQLite or a database URL: the table to read.")
+@click.option("--query", help="SQLite or a database URL: a SELECT query to read instead of a table.")
 @click.option("--sample", default=None,
               help="Bundled sample to start from: churn (the default without --data), iris, wine, breast_cancer, diabetes.")
 @click.option("--rows", type=int, default=None, help="Rows of sample data to generate (churn: 10000).")
@@ -62,7 +63,7 @@ def cli() -> None:
 @click.option("--engine", type=click.Choice(["pandas", "dask"]), default="pandas", show_default=True,
               help="What runs the stages: pandas in one process, or Dask (a LocalCluster, or dask.scheduler in params.yaml).")
 @click.option("--force", is_flag=True, help="Scaffold into a folder that already has files (never overwrites them).")
-def init(path: Path, data: Path | None, target: str | None, task: str | None, table: str | None,
+def init(path: Path, data: str | None, target: str | None, task: str | None, table: str | None,
          query: str | None, sample: str | None, rows: int | None, remote: str | None, ci: str,
          requirement: str | None, engine: str, force: bool) -> None:
     """Scaffold a project: git, DVC, stages, params, a data contract (schema.yaml), the data, a first commit.
@@ -76,6 +77,7 @@ def init(path: Path, data: Path | None, target: str | None, task: str | None, ta
       mlp init wine-demo --sample wine
       mlp init titanic --data titanic.csv --target Survived
       mlp init shop --data shop.sqlite --query "SELECT * FROM orders" --target returned
+      PGPASSWORD=... mlp init shop --data postgresql://me@db:5432/shop --table customers --target churned
       mlp init churn-demo --remote /mnt/shared/churn-dvc-storage
       mlp init big-churn --engine dask --rows 5000000
     """

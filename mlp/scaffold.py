@@ -36,6 +36,8 @@ __pycache__/
 *.pyc
 .venv/
 *.tmp
+# secrets (database passwords) for the stages: never in git
+.env
 # written by `mlp gate` and CI on every run
 reports/gate.json
 reports/compare.md
@@ -103,6 +105,7 @@ class InitResult:
 
 # engine: dask: what mlp-pipeline[dask] adds, for CI's requirements.txt (whose mlp line may be a plain URL or path).
 DASK_REQUIREMENTS = ["dask[dataframe]>=2024.8", "distributed>=2024.8"]
+DB_REQUIREMENTS = ["adbc-driver-postgresql>=1.0", "sqlalchemy>=2.0"]  # mlp-pipeline[db]: ingest.path a database URL
 
 
 def template_root() -> Path:
@@ -132,7 +135,7 @@ def init(
     sample: str | None = None,
     rows: int | None = None,
     force: bool = False,
-    data: Path | None = None,
+    data: Path | str | None = None,
     target: str | None = None,
     task: str | None = None,
     table: str | None = None,
@@ -183,7 +186,7 @@ def init(
     if (path / ".dvc").exists():
         raise UsageError(f"{path} is already a DVC project; run `mlp repro` there, or choose another folder.")
     refuse_requirement_beside(path, requirement)
-    raw = f"data/raw/{source.path.name}" if source else INIT_SAMPLES[sample]
+    raw = (source.url or f"data/raw/{source.path.name}") if source else INIT_SAMPLES[sample]
     if (path / raw).exists():
         raise UsageError(f"{raw} already exists in {path}; move it away or choose an empty folder.")
     if source and any((path / name).exists() for name in (PARAMS_FILE, SCHEMA_FILE, PIPELINE_FILE)):
@@ -209,7 +212,7 @@ def init(
     return result
 
 
-def _check_data_options(sample: str | None, data: Path | None, target: str | None, table: str | None,
+def _check_data_options(sample: str | None, data: Path | str | None, target: str | None, table: str | None,
                         query: str | None) -> DataSource | None:
     """The user's data file as ingest will read it (None for a sample); option mistakes as UsageError."""
     from .datafile import inspect
@@ -223,11 +226,15 @@ def _check_data_options(sample: str | None, data: Path | None, target: str | Non
         if given:
             raise UsageError(f"{', '.join(given)} need --data FILE: the data file to build the pipeline on.")
         return None
+    from .database_source import inspect_url, is_database_url, redact
+
     if sample:
         raise UsageError("--sample and --data exclude each other; pass one of them.")
     if not target:
-        raise UsageError(f"--data {data} needs --target COL: the column the model should predict.")
-    return inspect(data.expanduser().resolve(), table, query)
+        raise UsageError(f"--data {redact(str(data))} needs --target COL: the column the model should predict.")
+    if is_database_url(str(data)):
+        return inspect_url(str(data), table, query)
+    return inspect(Path(data).expanduser().resolve(), table, query)
 
 
 def _mkdirs(folder: Path, created: list[Path]) -> None:
@@ -259,7 +266,8 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
     readme = README.format(name=path.name, branch=branch, compare=f"mlp compare {branch} --params")
     generated = {".gitignore": GITIGNORE, "README.md": readme,
                  REQUIREMENTS_FILE: requirements(mlp_line, ([storage.plugin] if storage and storage.plugin else [])
-                                                 + (DASK_REQUIREMENTS if engine == "dask" else [])),
+                                                 + (DASK_REQUIREMENTS if engine == "dask" else [])
+                                                 + (DB_REQUIREMENTS if source and source.url else [])),
                  environment.ENV_LOCK_FILE: environment.current_text(engine)}
     if ci != "none":
         generated.update(workflow_files(ci, branch))
@@ -273,13 +281,20 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
     if skipped:
         notes.append(f"kept your existing {', '.join(skipped)}; compare them with `mlp init` in an empty folder")
 
-    _mkdirs((path / raw).parent, created)
-    created.append(path / raw)
     schema = None
+    if source and source.url:  # a database: read afresh by every repro, its password (if any) in .env
+        from .database_source import write_secret
+
+        write_secret(path, source, created)
+        later[PIPELINE_FILE] = _ingest_from_url(later[PIPELINE_FILE])
+    else:
+        _mkdirs((path / raw).parent, created)
+        created.append(path / raw)
     if source:
         from .schema import to_yaml
 
-        shutil.copyfile(source.path, path / raw)  # a copy: the user's file is never touched
+        if not source.url:
+            shutil.copyfile(source.path, path / raw)  # a copy: the user's file is never touched
         schema, rows = _infer_contract(path, source, raw, target, task, created, notes)
         later[PIPELINE_FILE] = _pipeline_for(later[PIPELINE_FILE], schema.task)
         if schema.task == "regression":  # params.yaml was written for ingest to read: its gate rules follow the task
@@ -298,11 +313,13 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
         created.append(path / ".dvcignore")
     created.append(path / ".dvc")
     dvc_adapter.init(path)
-    for pointer in (path / f"{raw}.dvc", (path / raw).parent / ".gitignore"):
-        if not pointer.exists():
-            created.append(pointer)
-    dvc_adapter.add(Project(path), raw)
-    files += [".dvc", ".dvcignore", f"{raw}.dvc", str(Path(raw).parent / ".gitignore")]
+    files += [".dvc", ".dvcignore"]
+    if not (source and source.url):
+        for pointer in (path / f"{raw}.dvc", (path / raw).parent / ".gitignore"):
+            if not pointer.exists():
+                created.append(pointer)
+        dvc_adapter.add(Project(path), raw)
+        files += [f"{raw}.dvc", str(Path(raw).parent / ".gitignore")]
     if storage:
         dvc_adapter.add_remote(Project(path), storage.url)
         notes += storage.notes
@@ -344,7 +361,7 @@ def _infer_contract(path: Path, source: DataSource, raw: str, target: str, task:
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         message = lines[-1] if lines else f"the ingest stage exited with code {proc.returncode}"
-        raise DataError(message.removeprefix("ingest: ").replace(raw, str(source.path)))
+        raise DataError(message.removeprefix("ingest: ").replace(raw, source.url or str(source.path)))
     table = pq.read_table(path / INGESTED)  # a file, or the Dask engine's folder of parts
     notes += _ingest_notes(table.schema.metadata or {})
     if table.num_rows == 0:
@@ -381,6 +398,22 @@ def _pipeline_for(text: str, task: str) -> str:
     if task != "regression":
         return text
     return text[: text.index("\nplots:\n") + 1] + REGRESSION_PLOTS
+
+
+def _ingest_from_url(pipeline_text: str) -> str:
+    """dvc.yaml for data at a URL (a database, a bucket): ingest runs on every repro (always_changed: the source
+    can change under us, and DVC cannot hash it) and has no data/raw dependency; it writes the same bytes for the
+    same rows, so the stages after it rerun only when the data changed."""
+    import re
+
+    start = pipeline_text.index("\n  ingest:\n") + 1
+    following = re.compile(r"^  \S", re.MULTILINE).search(pipeline_text, start + 1)  # the next stage
+    end = following.start() if following else len(pipeline_text)
+    block = "".join(line for line in pipeline_text[start:end].splitlines(keepends=True)
+                    if line.strip() not in ("- data/raw", "- data/raw/"))
+    if "always_changed:" not in block:
+        block = block.replace("\n    cmd:", "\n    always_changed: true\n    cmd:", 1)
+    return pipeline_text[:start] + block + pipeline_text[end:]
 
 
 def _regression_gate(text: str) -> str:

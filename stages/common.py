@@ -6,7 +6,7 @@
   (a SystemExit carrying that line).
   Every stage reports its errors this way.
 - read_table(path) / read_parquet(path): read a parquet file as a pyarrow Table / pandas DataFrame.
-- write_parquet / write_json / write_csv: write an output atomically. The data goes to a temporary
+- write_parquet / write_json / write_csv: write an output atomically (write_parquet_batches: in batches). The data goes to a temporary
   name next to the target and is then renamed over it, so a stage that is killed half-way never
   leaves a half-written output in place (the rename is atomic on one filesystem).
 - copy_file(src, path): the same for a plain copy.
@@ -206,6 +206,16 @@ def write_parquet(data, path):
         data = pa.Table.from_pandas(data, preserve_index=False)
     with _atomic(path) as tmp:
         pq.write_table(data, tmp, write_statistics=_statistics_columns(data.schema))
+
+
+def write_parquet_batches(schema, tables, path):
+    """Write pyarrow Tables as they come (one row group each), atomically: for data larger than memory."""
+    import pyarrow.parquet as pq
+
+    with _atomic(path) as tmp:
+        with pq.ParquetWriter(tmp, schema, write_statistics=_statistics_columns(schema)) as writer:
+            for table in tables:
+                writer.write_table(table)
 
 
 def _statistics_columns(schema):

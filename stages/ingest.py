@@ -34,6 +34,7 @@ import sqlite3
 
 import pyarrow as pa
 
+import database
 from common import engine, fail, load_params, replace_dir, write_parquet
 from dask_engine import check_memory, cluster, map_parts, part_name, progress_line, settings
 from sources import is_text, read_blocks, read_source
@@ -45,6 +46,9 @@ def main():
     if engine() == "dask":
         return main_dask()
     params = load_params("ingest")
+    if database.is_url(params.get("path")):  # in batches, straight to parquet: tables larger than memory
+        info = database.ingest(params, OUT)
+        return print(f"ingest: {info['rows']} rows, {info['columns']} columns from {info['source']['path']} -> {OUT}")
     try:
         table = read_source(params)
     except (pa.ArrowException, OSError, sqlite3.Error, UnicodeError) as e:  # anything not foreseen above

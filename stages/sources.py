@@ -12,6 +12,7 @@ Params (ingest.*):
   null_values  values that mean "missing" ("", "?", "NA", ...), in text columns of every format
   bad_lines    csv rows with the wrong number of fields: skip (count them, keep 5 examples) | fail
   table/query  sqlite: the table to read, or a SELECT query (exactly one of them)
+               path may also be a database URL (postgresql://user@host/db, any SQLAlchemy URL): see database.py
 
 Every source is tidied the same way, column by column with pyarrow.compute:
 - header names: surrounding spaces and a byte-order mark removed; an empty name becomes column_N
@@ -45,6 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.json as pj
 
+import database
 from common import fail, read_table
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
@@ -393,6 +395,8 @@ def read_source(params):
     """Read and tidy the raw data that the ingest params describe. The returned Table carries what was
     done in its schema metadata (key mlp.ingest); nothing is written."""
     path = params.get("path") or "data/raw/churn.csv"
+    if database.is_url(path):
+        return database.read_table(params)
     fmt = str(params.get("format") or "auto").lower()
     check_file(path)
     if fmt == "auto":
@@ -608,6 +612,9 @@ def read_blocks(params, rows, info, text=None):
     wrote them: for a column that is text in other blocks (a number column with a word far down the file).
     """
     path = params.get("path") or "data/raw/churn.csv"
+    if database.is_url(path):
+        yield from database.read_blocks(params, rows, info, text)
+        return
     fmt = str(params.get("format") or "auto").lower()
     check_file(path)
     if fmt == "auto":
