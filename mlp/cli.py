@@ -43,7 +43,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path), default=".")
-@click.option("--data", type=click.Path(path_type=Path), help="Your data: CSV, Parquet, JSON lines or SQLite.")
+@click.option("--data", help="Your data: CSV, Parquet, JSON lines or SQLite; or an s3://, gs:// or az:// URL.")
 @click.option("--target", help="The column to predict (with --data).")
 @click.option("--task", type=click.Choice(["classification", "regression"]),
               help="Override the task inferred from the target.")
@@ -62,13 +62,14 @@ def cli() -> None:
 @click.option("--engine", type=click.Choice(["pandas", "dask"]), default="pandas", show_default=True,
               help="What runs the stages: pandas in one process, or Dask (a LocalCluster, or dask.scheduler in params.yaml).")
 @click.option("--force", is_flag=True, help="Scaffold into a folder that already has files (never overwrites them).")
-def init(path: Path, data: Path | None, target: str | None, task: str | None, table: str | None,
+def init(path: Path, data: str | None, target: str | None, task: str | None, table: str | None,
          query: str | None, sample: str | None, rows: int | None, remote: str | None, ci: str,
          requirement: str | None, engine: str, force: bool) -> None:
     """Scaffold a project: git, DVC, stages, params, a data contract (schema.yaml), the data, a first commit.
 
-    With --data, your file is copied into data/raw/ (the original is never changed) and schema.yaml is
-    inferred from it: each column's kind, range and categories, and which columns to leave out and why.
+    With --data, your file is copied into data/raw/ (the original is never changed; an s3://, gs:// or az://
+    URL is read where it is, on every repro) and schema.yaml is inferred from it: each column's kind, range
+    and categories, and which columns to leave out and why.
 
     \b
     Examples:
@@ -76,6 +77,7 @@ def init(path: Path, data: Path | None, target: str | None, task: str | None, ta
       mlp init wine-demo --sample wine
       mlp init titanic --data titanic.csv --target Survived
       mlp init shop --data shop.sqlite --query "SELECT * FROM orders" --target returned
+      mlp init churn --data s3://my-bucket/churn.csv --target churned
       mlp init churn-demo --remote /mnt/shared/churn-dvc-storage
       mlp init big-churn --engine dask --rows 5000000
     """

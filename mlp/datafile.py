@@ -35,6 +35,7 @@ class DataSource:
     format: str  # csv | parquet | jsonl | sqlite
     ingest: dict[str, Any]  # the values for the `ingest:` section of params.yaml (without `path`)
     notes: list[str]
+    url: str | None = None  # object storage (s3://, gs://, az://): read from there, not copied (object_source.py)
 
 
 def inspect(path: Path, table: str | None = None, query: str | None = None) -> DataSource:

@@ -36,6 +36,8 @@ __pycache__/
 *.pyc
 .venv/
 *.tmp
+# credentials for ingest's sources (stages/credentials.py reads it): never committed
+.env
 # written by `mlp gate` and CI on every run
 reports/gate.json
 reports/compare.md
@@ -132,7 +134,7 @@ def init(
     sample: str | None = None,
     rows: int | None = None,
     force: bool = False,
-    data: Path | None = None,
+    data: Path | str | None = None,
     target: str | None = None,
     task: str | None = None,
     table: str | None = None,
@@ -183,7 +185,7 @@ def init(
     if (path / ".dvc").exists():
         raise UsageError(f"{path} is already a DVC project; run `mlp repro` there, or choose another folder.")
     refuse_requirement_beside(path, requirement)
-    raw = f"data/raw/{source.path.name}" if source else INIT_SAMPLES[sample]
+    raw = (source.url or f"data/raw/{source.path.name}") if source else INIT_SAMPLES[sample]
     if (path / raw).exists():
         raise UsageError(f"{raw} already exists in {path}; move it away or choose an empty folder.")
     if source and any((path / name).exists() for name in (PARAMS_FILE, SCHEMA_FILE, PIPELINE_FILE)):
@@ -209,10 +211,11 @@ def init(
     return result
 
 
-def _check_data_options(sample: str | None, data: Path | None, target: str | None, table: str | None,
+def _check_data_options(sample: str | None, data: Path | str | None, target: str | None, table: str | None,
                         query: str | None) -> DataSource | None:
     """The user's data file as ingest will read it (None for a sample); option mistakes as UsageError."""
     from .datafile import inspect
+    from .object_source import inspect_url, is_object_url
 
     if data is None:
         if sample and (table or query):
@@ -227,7 +230,9 @@ def _check_data_options(sample: str | None, data: Path | None, target: str | Non
         raise UsageError("--sample and --data exclude each other; pass one of them.")
     if not target:
         raise UsageError(f"--data {data} needs --target COL: the column the model should predict.")
-    return inspect(data.expanduser().resolve(), table, query)
+    if is_object_url(data):  # s3://, gs://, az://: read where it is (object_source.py)
+        return inspect_url(str(data), table, query)
+    return inspect(Path(data).expanduser().resolve(), table, query)
 
 
 def _mkdirs(folder: Path, created: list[Path]) -> None:
@@ -272,15 +277,19 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
     if skipped:
         notes.append(f"kept your existing {', '.join(skipped)}; compare them with `mlp init` in an empty folder")
 
-    _mkdirs((path / raw).parent, created)
-    created.append(path / raw)
+    if not (source and source.url):
+        _mkdirs((path / raw).parent, created)
+        created.append(path / raw)
     schema = None
     if source:
         from .schema import to_yaml
 
-        shutil.copyfile(source.path, path / raw)  # a copy: the user's file is never touched
+        if not source.url:
+            shutil.copyfile(source.path, path / raw)  # a copy: the user's file is never touched
         schema, rows = _infer_contract(path, source, raw, target, task, created, notes)
         later[PIPELINE_FILE] = _pipeline_for(later[PIPELINE_FILE], schema.task)
+        if source.url:
+            later[PIPELINE_FILE] = _ingest_from_url(later[PIPELINE_FILE])
         if schema.task == "regression":  # params.yaml was written for ingest to read: its gate rules follow the task
             write_text_atomic(path / PARAMS_FILE, _regression_gate(contents[PARAMS_FILE]))
         later[SCHEMA_FILE] = to_yaml(schema, source.path.name)
@@ -297,11 +306,13 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
         created.append(path / ".dvcignore")
     created.append(path / ".dvc")
     dvc_adapter.init(path)
-    for pointer in (path / f"{raw}.dvc", (path / raw).parent / ".gitignore"):
-        if not pointer.exists():
-            created.append(pointer)
-    dvc_adapter.add(Project(path), raw)
-    files += [".dvc", ".dvcignore", f"{raw}.dvc", str(Path(raw).parent / ".gitignore")]
+    files += [".dvc", ".dvcignore"]
+    if not (source and source.url):  # an object stays in its bucket: ingest reads it on every repro
+        for pointer in (path / f"{raw}.dvc", (path / raw).parent / ".gitignore"):
+            if not pointer.exists():
+                created.append(pointer)
+        dvc_adapter.add(Project(path), raw)
+        files += [f"{raw}.dvc", str(Path(raw).parent / ".gitignore")]
     if storage:
         dvc_adapter.add_remote(Project(path), storage.url)
         notes += storage.notes
@@ -343,7 +354,7 @@ def _infer_contract(path: Path, source: DataSource, raw: str, target: str, task:
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         message = lines[-1] if lines else f"the ingest stage exited with code {proc.returncode}"
-        raise DataError(message.removeprefix("ingest: ").replace(raw, str(source.path)))
+        raise DataError(message.removeprefix("ingest: ").replace(raw, source.url or str(source.path)))
     table = pq.read_table(path / INGESTED)  # a file, or the Dask engine's folder of parts
     notes += _ingest_notes(table.schema.metadata or {})
     if table.num_rows == 0:
@@ -373,6 +384,17 @@ def _ingest_notes(metadata: dict[bytes, bytes]) -> list[str]:
                      f"{first.get('line', '?')}: {first.get('text', '')!r}); they are listed in reports/validation.json "
                      "after `mlp repro`")
     return notes
+
+
+def _ingest_from_url(pipeline_text: str) -> str:
+    """dvc.yaml for data read from a URL (object storage, a database): DVC cannot hash the source, so the ingest
+    stage runs on every repro (always_changed) and has no data/raw dependency. Its output is the same bytes when
+    the data did not change, so the stages after it rerun only when it did."""
+    start = pipeline_text.index("\n  ingest:\n") + 1
+    end = pipeline_text.find("\n\n", start)
+    stage = pipeline_text[start:end].replace("      - data/raw\n", "")
+    stage = stage.replace("    cmd: python stages/ingest.py\n", "    cmd: python stages/ingest.py\n    always_changed: true\n", 1)
+    return pipeline_text[:start] + stage + pipeline_text[end:]
 
 
 def _pipeline_for(text: str, task: str) -> str:
