@@ -42,7 +42,7 @@ def is_object_url(path):
 def parse(url):
     """(scheme, bucket, key) of an object URL; a malformed one stops with what a good one looks like."""
     parts = urlsplit(url)
-    shown = redact(url)
+    shown = redact(url.split("?", 1)[0]) + ("?..." if parts.query else "")  # a query may hold a key: never shown
     if "@" in parts.netloc or parts.query:
         fail(f"ingest.path {shown} holds credentials or options; give only scheme://bucket/key and put "
              "credentials in the environment or the project's .env (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...)")
