@@ -294,7 +294,7 @@ def ci_init(provider: str, requirement: str | None, force: bool) -> None:
 
 
 @cli.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path())  # a str: an s3:// URL must stay as it is
 @click.argument("output", type=click.Path(path_type=Path))
 @MODEL_OPTION
 @click.option("--chunk-rows", type=int, default=100_000, show_default=True, metavar="N",
@@ -305,16 +305,18 @@ def ci_init(provider: str, requirement: str | None, force: bool) -> None:
 @click.option("--engine", type=click.Choice(["pandas", "dask"]), default="pandas", show_default=True,
               help="Score here, or the chunks on a Dask cluster (MLP_DASK_SCHEDULER, the project's dask.scheduler, "
                    "or a LocalCluster); needs mlp-pipeline[dask].")
-def predict(input_path: Path, output: Path, model: Path | None, chunk_rows: int, on_invalid: str,
+def predict(input_path: str, output: Path, model: Path | None, chunk_rows: int, on_invalid: str,
             keep: tuple[str, ...], engine: str) -> None:
-    """Score a CSV, Parquet or JSON lines file into OUTPUT (.parquet, .csv or .jsonl), in chunks: the
-    prediction, one probability_<class> column per class, rows checked against the model's contract.
+    """Score a CSV, Parquet or JSON lines file (or an s3://, gs:// or az:// object) into OUTPUT (.parquet, .csv
+    or .jsonl), in chunks: the prediction, one probability_<class> column per class, rows checked against the
+    model's contract.
 
     \b
     Examples:
       mlp predict data/new/customers.csv scores.parquet --keep customer_id
       mlp predict new.parquet scores.csv --model /srv/models/churn --on-invalid mark
       mlp predict huge.csv scores.parquet --engine dask --chunk-rows 500000
+      mlp predict s3://my-bucket/new/customers.csv scores.parquet
     """
     from .predict import predict_file
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .datafile import DataSource
 from .errors import DataError, MlpError
@@ -36,6 +37,22 @@ def local_copy(url: str) -> Iterator[Path]:
             yield Path(local)
     except SystemExit as exc:  # the stage's fail(): "<stage>: message"
         raise DataError(str(exc.code).split(": ", 1)[-1]) from None
+
+
+def predict_url(url: str, output: str | Path, **options: Any) -> Any:
+    """predict.predict_file on a temporary copy of the object at `url`; its messages and result name the URL."""
+    import dataclasses
+
+    from .predict import predict_file
+
+    with local_copy(url) as local:
+        try:
+            result = predict_file(local, output, **options)
+        except MlpError as exc:
+            exc.message = exc.message.replace(str(local), url)
+            exc.args = (exc.message,)
+            raise
+    return dataclasses.replace(result, input=url)
 
 
 def inspect_url(url: str, table: str | None = None, query: str | None = None) -> DataSource:

@@ -6,25 +6,23 @@ every later one must be signed with that key), so a wrong secret is refused as b
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import BIN, REPO, dvc, git, mlp, snapshot
+from test_errors import assert_one_line_error
+from test_repro import STAGES, outcomes
 
 boto3 = pytest.importorskip("boto3")  # comes with moto[server], in the test extra
 
 BUCKET = "mlp-data"
 REGION = "us-east-1"
-STAGES = ["ingest", "validate", "prepare", "split", "featurize", "tune", "train", "evaluate", "package"]
 
 
 def free_port() -> int:
@@ -80,22 +78,13 @@ def s3(s3_server: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
 
 def churn_csv(rows: int) -> bytes:
     """The bundled churn sample (seeded) as CSV bytes."""
-    from mlp.samples import write_sample
-
     import tempfile
+
+    from mlp.samples import write_sample
 
     with tempfile.TemporaryDirectory() as tmp:
         write_sample("churn", Path(tmp) / "churn.csv", rows=rows)
         return (Path(tmp) / "churn.csv").read_bytes()
-
-
-def outcomes(out: str) -> dict[str, str]:
-    found = {}
-    for line in out.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] in ("ran", "skipped", "restored", "FAILED"):
-            found[words[1]] = words[0]
-    return found
 
 
 def ingest_source(root: Path) -> dict:
@@ -103,13 +92,6 @@ def ingest_source(root: Path) -> dict:
 
     metadata = pq.read_schema(root / "data/interim/ingested.parquet").metadata
     return json.loads(metadata[b"mlp.ingest"])["source"]
-
-
-def assert_one_line_error(result) -> None:
-    assert result.code == 2, (result.out, result.err)
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.err
-    assert "Traceback" not in result.err
 
 
 # --- pure ------------------------------------------------------------------------------------------------------
@@ -204,6 +186,12 @@ def test_init_from_a_bucket_and_rerun_only_when_the_object_changes(s3: dict, tmp
     stock = dvc(root, "repro")
     assert "Running stage 'ingest'" in stock.out and "Running stage 'validate'" not in stock.out, stock.out
 
+    # `mlp predict` scores an object too, read by the same code.
+    client(s3).put_object(Bucket=BUCKET, Key="new/customers.csv", Body=fewer)
+    scored = mlp(root, "predict", f"s3://{BUCKET}/new/customers.csv", "scores.csv", check=True)
+    assert f"350 of 350 rows of s3://{BUCKET}/new/customers.csv" in scored.err
+    assert len((root / "scores.csv").read_text().splitlines()) == 351
+
     # No secret anywhere but the ignored .env: not in the files, the DVC cache, nor git's history.
     secret = s3["secret"].encode()
     leaks = [p for p in root.rglob("*") if p.is_file() and p.name != ".env" and secret in p.read_bytes()]
@@ -228,9 +216,8 @@ def test_bad_sources_stop_init_with_one_line_and_leave_nothing(s3: dict, tmp_pat
         monkeypatch.setenv(name, value.format(closed=free_port()))
     before = snapshot(tmp_path)
     result = mlp(tmp_path, "init", "proj", "--data", url, "--target", "churned")
-    assert_one_line_error(result)
-    for word in words:
-        assert word in result.err, result.err
+    assert_one_line_error(result, *words)
+    assert len(result.err.strip().splitlines()) == 1
     for secret in (s3["secret"], "wrong-secret-0123456789", "hunter2secret"):
         assert secret not in result.err + result.out
     assert snapshot(tmp_path) == before
@@ -244,7 +231,7 @@ def test_an_object_gone_after_init_fails_repro_in_one_line(s3: dict, tmp_path: P
     client(s3).delete_object(Bucket=BUCKET, Key="gone.csv")
     before = snapshot(root)
     result = mlp(root, "repro")
-    assert result.code == 2
-    assert f"s3://{BUCKET}/gone.csv not found" in result.err
-    assert result.err.strip().splitlines()[-1].startswith("Error: ")
+    assert_one_line_error(result, f"s3://{BUCKET}/gone.csv not found")
+    predicted = mlp(root, "predict", f"s3://{BUCKET}/gone.csv", "scores.csv")
+    assert_one_line_error(predicted, f"s3://{BUCKET}/gone.csv not found")
     assert snapshot(root) == before
