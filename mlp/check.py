@@ -32,12 +32,12 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
-        return not self.uncommitted and not any(s.stale for s in self.stages)
+        return not self.uncommitted and not any(s.stale and not s.always for s in self.stages)
 
     @property
     def summary(self) -> str:
         """One line saying why the check failed and what to do."""
-        stale = [s.name for s in self.stages if s.stale]
+        stale = [s.name for s in self.stages if s.stale and not s.always]
         if stale:
             return (f"{len(stale)} of {len(self.stages)} stages are out of date with dvc.lock ({', '.join(stale)}); "
                     "run `mlp repro`, then commit dvc.lock and the reports.")

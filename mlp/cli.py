@@ -44,7 +44,8 @@ def cli() -> None:
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 @click.option("--data", metavar="FILE|URL",
-              help="Your data: CSV, Parquet, JSON lines or SQLite; or a database URL (postgresql://user@host/db).")
+              help="Your data: CSV, Parquet, JSON lines or SQLite; a database URL (postgresql://user@host/db); "
+                   "or an s3://, gs:// or az:// URL.")
 @click.option("--target", help="The column to predict (with --data).")
 @click.option("--task", type=click.Choice(["classification", "regression"]),
               help="Override the task inferred from the target.")
@@ -68,8 +69,9 @@ def init(path: Path, data: str | None, target: str | None, task: str | None, tab
          requirement: str | None, engine: str, force: bool) -> None:
     """Scaffold a project: git, DVC, stages, params, a data contract (schema.yaml), the data, a first commit.
 
-    With --data, your file is copied into data/raw/ (the original is never changed) and schema.yaml is
-    inferred from it: each column's kind, range and categories, and which columns to leave out and why.
+    With --data, your file is copied into data/raw/ (the original is never changed; an s3://, gs:// or az://
+    URL is read where it is, on every repro) and schema.yaml is inferred from it: each column's kind, range
+    and categories, and which columns to leave out and why.
 
     \b
     Examples:
@@ -77,7 +79,9 @@ def init(path: Path, data: str | None, target: str | None, task: str | None, tab
       mlp init wine-demo --sample wine
       mlp init titanic --data titanic.csv --target Survived
       mlp init shop --data shop.sqlite --query "SELECT * FROM orders" --target returned
-      PGPASSWORD=... mlp init shop --data postgresql://me@db:5432/shop --table customers --target churned
+@click.option("--data", metavar="FILE|URL",
+              help="Your data: CSV, Parquet, JSON lines or SQLite; a database URL (postgresql://user@host/db); "
+                   "or an s3://, gs:// or az:// URL.")
       mlp init churn-demo --remote /mnt/shared/churn-dvc-storage
       mlp init big-churn --engine dask --rows 5000000
     """
@@ -335,7 +339,7 @@ def ci_init(provider: str, requirement: str | None, force: bool) -> None:
 
 
 @cli.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path())  # a str: an s3:// URL must stay as it is
 @click.argument("output", type=click.Path(path_type=Path))
 @MODEL_OPTION
 @click.option("--chunk-rows", type=int, default=100_000, show_default=True, metavar="N",
@@ -346,16 +350,18 @@ def ci_init(provider: str, requirement: str | None, force: bool) -> None:
 @click.option("--engine", type=click.Choice(["pandas", "dask"]), default="pandas", show_default=True,
               help="Score here, or the chunks on a Dask cluster (MLP_DASK_SCHEDULER, the project's dask.scheduler, "
                    "or a LocalCluster); needs mlp-pipeline[dask].")
-def predict(input_path: Path, output: Path, model: Path | None, chunk_rows: int, on_invalid: str,
+def predict(input_path: str, output: Path, model: Path | None, chunk_rows: int, on_invalid: str,
             keep: tuple[str, ...], engine: str) -> None:
-    """Score a CSV, Parquet or JSON lines file into OUTPUT (.parquet, .csv or .jsonl), in chunks: the
-    prediction, one probability_<class> column per class, rows checked against the model's contract.
+    """Score a CSV, Parquet or JSON lines file (or an s3://, gs:// or az:// object) into OUTPUT (.parquet, .csv
+    or .jsonl), in chunks: the prediction, one probability_<class> column per class, rows checked against the
+    model's contract.
 
     \b
     Examples:
       mlp predict data/new/customers.csv scores.parquet --keep customer_id
       mlp predict new.parquet scores.csv --model /srv/models/churn --on-invalid mark
       mlp predict huge.csv scores.parquet --engine dask --chunk-rows 500000
+      mlp predict s3://my-bucket/new/customers.csv scores.parquet
     """
     from .predict import predict_file
 

@@ -35,8 +35,8 @@ class DataSource:
     format: str  # csv | parquet | jsonl | sqlite
     ingest: dict[str, Any]  # the values for the `ingest:` section of params.yaml (without `path`)
     notes: list[str]
-    url: str | None = None  # a database URL (mlp/database_source.py), without its password: ingest.path
-    secret: str | None = field(default=None, repr=False)  # the URL's password, for the project's .env only
+    url: str | None = None  # a database URL (without its password) or an object-storage URL: ingest.path, not copied
+    secret: str | None = field(default=None, repr=False)  # a database URL's password, for the project's .env only
 
 
 def inspect(path: Path, table: str | None = None, query: str | None = None) -> DataSource:

@@ -214,7 +214,7 @@ def status(project: Project, targets: list[str] | None = None) -> list[StageStat
                 for u in sorted(graph.successors(stage), key=lambda s: s.addressing)
                 if u.addressing in stale
             ]
-            if changes:
+            if any(c.kind != "always" for c in changes):  # see StageStatus.always
                 stale.add(stage.addressing)
             if stage.cmd or changes:  # tracked data (`.dvc` files) only shows up when it changed
                 result.append(StageStatus(stage.addressing, changes))

@@ -31,6 +31,12 @@ class StageStatus:
     def stale(self) -> bool:
         return bool(self.changes)
 
+    @property
+    def always(self) -> bool:
+        """Stale only because it runs on every repro (always_changed: an ingest that reads a URL). Whether the
+        stages after it rerun is known only once it ran: its output is the same bytes when its data is."""
+        return bool(self.changes) and all(c.kind == "always" for c in self.changes)
+
 
 @dataclass
 class StageRun:

@@ -36,7 +36,7 @@ Progress = Callable[[int, float], None]  # (rows read so far, share of the input
 
 @dataclass
 class PredictResult:
-    input: Path
+    input: Path | str  # a file, or an s3://, gs:// or az:// URL
     output: Path
     rows: int  # rows read from the input
     scored: int  # rows with a prediction
@@ -76,8 +76,12 @@ def predict_file(input: str | Path, output: str | Path, model: str | Path | None
     this process reads and writes them in order; the output is the same."""
     from .bundle import load
     from .datafile import inspect
+    from .object_source import is_object_url, predict_url
     from .predict_files import ahead, dask_client, import_distributed, load_sources, read, score_on_dask
 
+    if is_object_url(str(input)):  # s3://, gs://, az://: scored from a temporary copy
+        return predict_url(str(input), output, model=model, chunk_rows=chunk_rows, on_invalid=on_invalid, keep=keep,
+                           progress=progress, cwd=cwd, engine=engine)
     started = time.perf_counter()
     input, output = Path(input), Path(output)
     out_format = OUTPUT_FORMATS.get(output.suffix.lower())

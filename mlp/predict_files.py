@@ -23,6 +23,8 @@ from typing import Any
 from .errors import DataError, Interrupted, MlpError
 
 TEMP_SUFFIX = ".predict.tmp"
+# The stage modules sources.py imports: loaded from its folder, and not left in sys.modules.
+STAGE_HELPERS = ("common", "params_spec", "object_store", "credentials")
 
 
 class Writer:
@@ -127,7 +129,7 @@ def load_sources(root: Path | None) -> types.ModuleType:
     folder = root / "stages" if root is not None else None
     if folder is None or not _has_batches(folder / "sources.py"):
         folder = template_root() / "stages"  # also for a project made before sources.py could read in chunks
-    saved = {name: sys.modules.pop(name) for name in ("common", "params_spec") if name in sys.modules}
+    saved = {name: sys.modules.pop(name) for name in STAGE_HELPERS if name in sys.modules}
     sys.path.insert(0, str(folder))
     writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
@@ -140,7 +142,7 @@ def load_sources(root: Path | None) -> types.ModuleType:
     finally:
         sys.dont_write_bytecode = writes_bytecode
         sys.path.remove(str(folder))
-        for name in ("common", "params_spec"):
+        for name in STAGE_HELPERS:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
     return module

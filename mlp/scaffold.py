@@ -36,7 +36,7 @@ __pycache__/
 *.pyc
 .venv/
 *.tmp
-# secrets (database passwords) for the stages: never in git
+# credentials for ingest's sources (database passwords, storage keys; stages/credentials.py reads it): never in git
 .env
 # written by `mlp gate` and CI on every run
 reports/gate.json
@@ -216,6 +216,7 @@ def _check_data_options(sample: str | None, data: Path | str | None, target: str
                         query: str | None) -> DataSource | None:
     """The user's data file as ingest will read it (None for a sample); option mistakes as UsageError."""
     from .datafile import inspect
+    from . import database_source, object_source
 
     if data is None:
         if sample and (table or query):
@@ -226,14 +227,15 @@ def _check_data_options(sample: str | None, data: Path | str | None, target: str
         if given:
             raise UsageError(f"{', '.join(given)} need --data FILE: the data file to build the pipeline on.")
         return None
-    from .database_source import inspect_url, is_database_url, redact
-
     if sample:
         raise UsageError("--sample and --data exclude each other; pass one of them.")
     if not target:
-        raise UsageError(f"--data {redact(str(data))} needs --target COL: the column the model should predict.")
-    if is_database_url(str(data)):
-        return inspect_url(str(data), table, query)
+        shown = database_source.redact(str(data))
+        raise UsageError(f"--data {shown} needs --target COL: the column the model should predict.")
+    if database_source.is_database_url(str(data)):
+        return database_source.inspect_url(str(data), table, query)
+    if object_source.is_object_url(data):  # s3://, gs://, az://: read where it is (object_source.py)
+        return object_source.inspect_url(str(data), table, query)
     return inspect(Path(data).expanduser().resolve(), table, query)
 
 
@@ -248,6 +250,8 @@ def _mkdirs(folder: Path, created: list[Path]) -> None:
 def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo: bool, raw: str,
               source: DataSource | None, target: str | None, task: str | None, storage: RemoteUrl | None,
               ci: str, mlp_line: MlpRequirement, engine: str = "pandas") -> InitResult:
+    from .database_source import is_database_url
+
     notes: list[str] = []
     if new_repo:
         created.append(path / ".git")
@@ -267,7 +271,7 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
     generated = {".gitignore": GITIGNORE, "README.md": readme,
                  REQUIREMENTS_FILE: requirements(mlp_line, ([storage.plugin] if storage and storage.plugin else [])
                                                  + (DASK_REQUIREMENTS if engine == "dask" else [])
-                                                 + (DB_REQUIREMENTS if source and source.url else [])),
+                                                 + (DB_REQUIREMENTS if source and source.url and is_database_url(source.url) else [])),
                  environment.ENV_LOCK_FILE: environment.current_text(engine)}
     if ci != "none":
         generated.update(workflow_files(ci, branch))
@@ -286,7 +290,6 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
         from .database_source import write_secret
 
         write_secret(path, source, created)
-        later[PIPELINE_FILE] = _ingest_from_url(later[PIPELINE_FILE])
     else:
         _mkdirs((path / raw).parent, created)
         created.append(path / raw)
@@ -297,6 +300,8 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
             shutil.copyfile(source.path, path / raw)  # a copy: the user's file is never touched
         schema, rows = _infer_contract(path, source, raw, target, task, created, notes)
         later[PIPELINE_FILE] = _pipeline_for(later[PIPELINE_FILE], schema.task)
+        if source.url:
+            later[PIPELINE_FILE] = _ingest_from_url(later[PIPELINE_FILE])
         if schema.task == "regression":  # params.yaml was written for ingest to read: its gate rules follow the task
             write_text_atomic(path / PARAMS_FILE, _regression_gate(contents[PARAMS_FILE]))
         later[SCHEMA_FILE] = to_yaml(schema, source.path.name)
@@ -314,7 +319,7 @@ def _scaffold(path: Path, sample: str, rows: int, created: list[Path], new_repo:
     created.append(path / ".dvc")
     dvc_adapter.init(path)
     files += [".dvc", ".dvcignore"]
-    if not (source and source.url):
+    if not (source and source.url):  # an object stays in its bucket: ingest reads it on every repro
         for pointer in (path / f"{raw}.dvc", (path / raw).parent / ".gitignore"):
             if not pointer.exists():
                 created.append(pointer)

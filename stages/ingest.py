@@ -37,6 +37,7 @@ import pyarrow as pa
 import database
 from common import engine, fail, load_params, replace_dir, write_parquet
 from dask_engine import check_memory, cluster, map_parts, part_name, progress_line, settings
+import object_store
 from sources import is_text, read_blocks, read_source
 
 OUT = "data/interim/ingested.parquet"
@@ -132,6 +133,8 @@ def write_part(block, schema, out):
 def main_dask():
     """The file in blocks of dask.partition_rows rows, written as the parts of data/interim/ingested.parquet."""
     params = load_params("ingest")
+    if object_store.is_object_url(params.get("path")):
+        fail("engine: dask reads local files; for an s3://, gs:// or az:// ingest.path set engine: pandas in params.yaml")
     rows = settings()["partition_rows"]
     info, kinds = {}, []
     with cluster() as client, replace_dir(OUT) as tmp:

@@ -5,7 +5,8 @@ read_batches(path, params, rows) reads a CSV, Parquet or JSON lines file in chun
 way: `mlp predict` scores new files with it, so a file that trained well scores the same way.
 
 Params (ingest.*):
-  path         the raw data under data/raw/ (tracked with `dvc add`)
+  path         the raw data under data/raw/ (tracked with `dvc add`), or an s3://, gs:// or az:// URL
+               (object_store.py)
   format       auto (from the extension) | csv | parquet | jsonl | sqlite
   delimiter    csv: the field separator (default ",")
   encoding     csv: the text encoding (default utf-8, which also reads a byte-order mark)
@@ -48,6 +49,7 @@ import pyarrow.json as pj
 
 import database
 from common import fail, read_table
+import object_store
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
@@ -397,6 +399,8 @@ def read_source(params):
     path = params.get("path") or "data/raw/churn.csv"
     if database.is_url(path):
         return database.read_table(params)
+    if object_store.is_object_url(path):  # s3://, gs://, az://: read from a local copy, see object_store.py
+        return object_store.read_source(params, read_source)
     fmt = str(params.get("format") or "auto").lower()
     check_file(path)
     if fmt == "auto":
