@@ -222,11 +222,10 @@ class _Scanner:
             value = self._eval(node.value, frame)
             for target in node.targets:
                 self._bind(target, value, frame)
-        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
-            value = self._eval(node.value, frame) if node.value else None
-            if isinstance(node, ast.AugAssign):
-                self._use(value, frame, node)
-            self._bind(node.target, value, frame)
+        elif isinstance(node, ast.AugAssign):  # `x += y` is `x = x + y`: unknown x stays unknown
+            self._bind(node.target, self._eval(ast.BinOp(node.target, node.op, node.value), frame), frame)
+        elif isinstance(node, ast.AnnAssign):
+            self._bind(node.target, self._eval(node.value, frame) if node.value else None, frame)
         elif isinstance(node, ast.Return):
             frame.returns.append(self._eval(node.value, frame) if node.value else None)
         elif isinstance(node, (ast.For, ast.AsyncFor)):

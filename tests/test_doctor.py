@@ -82,6 +82,24 @@ def test_files_read_by_literal_constant_helper_and_join() -> None:
     assert uses.files["data/in.parquet"] == "stages/common.py:16"  # where the helper reads its argument
 
 
+def test_an_augmented_assignment_extends_what_it_had_and_nothing_else() -> None:
+    # `uri += "&connect_timeout=10"` on an unknown URL is not a file; `path += ".csv"` on a known one is
+    uses = scan("""
+        import sqlite3, sys
+        import pandas as pd
+
+        def main(url):
+            uri = url
+            uri += ("&" if "?" in uri else "?") + "connect_timeout=10"
+            sqlite3.connect(uri)
+            path = "data/extra"
+            path += ".csv"
+            pd.read_csv(path)
+        main(sys.argv[1])
+    """)
+    assert set(uses.files) == {"data/extra.csv"}
+
+
 def test_param_keys_read_by_subscript_get_in_and_in_a_helper_module() -> None:
     uses = scan("""
         from common import engine, load_params
