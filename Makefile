@@ -50,8 +50,10 @@ demo: install
 	$(BIN)/mlp init demo --rows $(DEMO_ROWS)
 	cd demo && ../$(BIN)/mlp repro
 
+# The suite in TEST_WORKERS parallel processes (pytest-xdist); TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 2
 test: install wheelhouse sysdeps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # This repository's own reference pipeline: the raw sample is regenerated (same bytes as data/raw/churn.csv.dvc).
 repro: install

@@ -133,8 +133,17 @@ def project(built_template: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This project's wheel, built from the working tree (as `pip install .` would build it)."""
-    out = tmp_path_factory.mktemp("dist")
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)], REPO, check=True)
+    from filelock import FileLock
+
+    # pip builds in the source tree (build/, *.egg-info): parallel workers (pytest -n) build once, in turn
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out = shared / "dist"
+    with FileLock(str(shared / "dist.lock")):
+        if not list(out.glob("mlp_pipeline-*.whl")):
+            out.mkdir(exist_ok=True)
+            run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)], REPO,
+                check=True)
     (found,) = out.glob("mlp_pipeline-*.whl")
     return found
 

@@ -139,6 +139,15 @@ def test_malformed_urls_say_what_a_good_one_looks_like_without_the_secret(url: s
     assert "hunter2secret" not in str(exc.value.code)
 
 
+def test_azure_without_an_account_name_says_which_variable_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlp.predict_files import load_sources
+
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_NAME", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        load_sources(None).object_store.filesystem("az", "container")
+    assert "AZURE_STORAGE_ACCOUNT_NAME" in str(exc.value.code)
+
+
 # --- a real server -------------------------------------------------------------------------------------------
 
 def test_init_from_a_bucket_and_rerun_only_when_the_object_changes(s3: dict, tmp_path: Path,
