@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,11 @@ os.environ.update(
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
     }
 )
+
+# pytest-xdist's workers ignore SIGINT, and an ignored signal stays ignored in every program they start: the
+# commands under test would never see a Ctrl-C. They get the default a terminal gives them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
